@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# ansible-test sanity on a copy of the collection in a temporary ansible_collections tree.
+# Two work-arounds for machines that only reach the package registries:
+#  1. ansible-test bootstraps pip in each sanity venv with a get-pip script it downloads from a host
+#     outside the registries; a stand-in in its cache runs ensurepip and then pip from the configured index.
+#  2. tests/output/ is git-ignored so ansible-test's own venvs never enter the scanned tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bin=$root/.venv/bin
+
+pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',*$/\1/p" "$root"/.venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -n 1)
+cache=$HOME/.ansible/test/cache
+mkdir -p "$cache"
+cat > "$cache/get_pip_${pip_version//./_}.py" <<'PY'
+"""Stand-in for ansible-test's downloaded get-pip script: ensurepip, then pip from the configured index."""
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.run([sys.executable, "-m", "ensurepip", "--upgrade"], check=True, stdout=subprocess.DEVNULL)
+sys.exit(subprocess.run([sys.executable, "-m", "pip", "install", *args], check=False).returncode)
+PY
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dest=$work/ansible_collections/snowrpa/robot_certs
+mkdir -p "$dest"
+git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$dest/"
+cd "$dest"
+"$bin/ansible-test" sanity --venv --python "$("$bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no "$@"
