@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-# Debian packages used by the independent checks (openssl, keytool, osslsigncode) and the tooling.
-debs=(openssl osslsigncode openjdk-17-jre-headless git rsync ca-certificates)
+# Debian packages used by the independent checks (openssl, keytool, osslsigncode) and the tooling
+# (rsync copies the tree for ansible-test, shellcheck backs its shell sanity test).
+debs=(openssl osslsigncode openjdk-17-jre-headless git rsync ca-certificates shellcheck)
 missing=()
 for pkg in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
