@@ -4,13 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
+export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 
 echo "== ansible-lint (profile production)"
-"$bin/ansible-lint" --offline -q
+ansible-lint --offline -q
 
 echo "== ansible-test sanity"
 scripts/sanity.sh
