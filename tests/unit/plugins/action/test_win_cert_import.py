@@ -1,0 +1,383 @@
+"""The win_cert_import action plugin: what it sends to the host and what the task returns."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import typing as t
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import pytest
+from ansible.errors import AnsibleActionFail
+from ansible.parsing.dataloader import DataLoader
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+
+import win_fixtures as fx  # noqa: E402
+
+from ansible_collections.snowrpa.robot_certs.plugins.action.win_cert_import import (  # noqa: E402
+    MASK,
+    ActionModule,
+)
+
+MODULE = "snowrpa.robot_certs.win_cert_import"
+
+
+@pytest.fixture(scope="module")
+def pki() -> fx.Pki:
+    return fx.make_pki()
+
+
+@pytest.fixture(scope="module")
+def bundle(pki: fx.Pki) -> dict[str, t.Any]:
+    key, leaf = pki.leaf("robot-07")
+    return {
+        "key": key,
+        "leaf": leaf,
+        "legacy": fx.p12(key, leaf, [pki.inter, pki.root], profile="legacy"),
+        "modern": fx.p12(key, leaf, [pki.inter, pki.root], profile="modern"),
+        "thumbprint": leaf.fingerprint(fx.hashes.SHA1()).hex().upper(),
+    }
+
+
+def make_action(
+    args: dict[str, t.Any],
+    search_dir: Path,
+    *,
+    become: str | None = None,
+    check_mode: bool = False,
+) -> ActionModule:
+    task = MagicMock()
+    task.args = args
+    task.async_val = 0
+    task.check_mode = check_mode
+    task.action = MODULE
+    task.get_search_path.return_value = [str(search_dir)]
+    connection = MagicMock()
+    connection._shell.tmpdir = "C:\\Windows\\TEMP\\ansible-tmp"
+    if become is None:
+        connection.become = None
+    else:
+        connection.become = MagicMock()
+        connection.become.name = become
+    action = ActionModule(
+        task, connection, MagicMock(), DataLoader(), MagicMock(), None
+    )
+    action._execute_module = MagicMock()  # type: ignore[method-assign]
+    return action
+
+
+def sent_args(action: ActionModule) -> dict[str, t.Any]:
+    action._execute_module.assert_called_once()  # type: ignore[attr-defined]
+    call = action._execute_module.call_args  # type: ignore[attr-defined]
+    assert call.kwargs["module_name"] == MODULE
+    return call.kwargs["module_args"]
+
+
+def assert_no_secret(result: dict[str, t.Any], bundle: dict[str, t.Any]) -> None:
+    text = json.dumps(result, default=str)
+    assert fx.PASSPHRASE not in text
+    for data in (bundle["legacy"], bundle["modern"]):
+        assert base64.b64encode(data).decode()[:60] not in text
+    key_der = bundle["key"].private_bytes(
+        fx.serialization.Encoding.DER,
+        fx.serialization.PrivateFormat.PKCS8,
+        fx.serialization.NoEncryption(),
+    )
+    assert base64.b64encode(key_der).decode()[:60] not in text
+
+
+@pytest.fixture
+def p12_file(tmp_path: Path, bundle: dict[str, t.Any]) -> Path:
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "robot.p12").write_bytes(bundle["legacy"])
+    (files / "robot-aes.p12").write_bytes(bundle["modern"])
+    return tmp_path
+
+
+BASE = {
+    "pkcs12_path": "robot.p12",
+    "pkcs12_passphrase": fx.PASSPHRASE,
+    "purpose": "client_auth",
+}
+
+
+class TestWhatIsSent:
+    def test_pfx_bytes_and_plan_ride_in_the_module_args(self, p12_file, bundle):
+        action = make_action(
+            dict(BASE, chain="all", key_readers=["NT SERVICE\\Robot"]), p12_file
+        )
+        action._execute_module.return_value = {
+            "changed": True,
+            "thumbprint": bundle["thumbprint"],
+        }
+
+        result = action.run(task_vars={})
+
+        args = sent_args(action)
+        assert base64.b64decode(args["_pkcs12_content"]) == bundle["legacy"]
+        assert args["_pkcs12_passphrase"] == fx.PASSPHRASE
+        assert args["thumbprint"] == bundle["thumbprint"]
+        assert args["store_location"] == "LocalMachine"
+        assert args["key_storage"] == "auto"
+        assert args["exportable"] is False
+        assert args["key_readers"] == ["NT SERVICE\\Robot"]
+        assert [
+            (p["role"], p["store_location"], p["store_name"])
+            for p in args["_plan"]["placements"]
+        ] == [
+            ("intermediate", "LocalMachine", "CA"),
+            ("root", "LocalMachine", "Root"),
+        ]
+        # Controller-only options never reach the host.
+        assert not {
+            "pkcs12_path",
+            "pkcs12_passphrase",
+            "purpose",
+            "chain",
+            "target_os_build",
+        } & set(args)
+        assert result["changed"] is True
+        assert_no_secret(result, bundle)
+
+    def test_content_option_is_decoded_before_sending(self, tmp_path, bundle):
+        content = base64.encodebytes(bundle["legacy"]).decode()
+        action = make_action(
+            {
+                "pkcs12_content": content,
+                "pkcs12_passphrase": fx.PASSPHRASE,
+                "purpose": "client_auth",
+            },
+            tmp_path,
+        )
+        action._execute_module.return_value = {"changed": False}
+
+        result = action.run(task_vars={})
+
+        assert (
+            base64.b64decode(sent_args(action)["_pkcs12_content"]) == bundle["legacy"]
+        )
+        assert result["invocation"]["module_args"]["pkcs12_content"] == MASK
+        assert result["invocation"]["module_args"]["pkcs12_passphrase"] == MASK
+        assert_no_secret(result, bundle)
+
+    def test_invocation_is_the_users_options_without_secrets(self, p12_file, bundle):
+        action = make_action(dict(BASE), p12_file)
+        action._execute_module.return_value = {
+            "changed": False,
+            "invocation": {"module_args": {"_pkcs12_content": "********", "_plan": {}}},
+        }
+
+        result = action.run(task_vars={})
+
+        module_args = result["invocation"]["module_args"]
+        assert module_args["pkcs12_path"] == "robot.p12"
+        assert module_args["pkcs12_passphrase"] == MASK
+        assert "_pkcs12_content" not in module_args
+        assert "_plan" not in module_args
+
+    def test_absent_by_thumbprint_needs_no_pfx(self, tmp_path, bundle):
+        action = make_action(
+            {"state": "absent", "thumbprint": bundle["thumbprint"].lower()}, tmp_path
+        )
+        action._execute_module.return_value = {
+            "changed": True,
+            "thumbprint": bundle["thumbprint"],
+        }
+
+        result = action.run(task_vars={})
+
+        args = sent_args(action)
+        assert args["state"] == "absent"
+        assert args["thumbprint"] == bundle["thumbprint"]
+        assert "_pkcs12_content" not in args
+        assert result["changed"] is True
+
+
+class TestFailsBeforeContactingTheHost:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (dict(BASE, pkcs12_passphrase="wrong"), "wrong pkcs12 passphrase"),
+            (dict(BASE, purpose="code_signing"), "does not allow code_signing"),
+            (
+                dict(BASE, pkcs12_path="missing.p12"),
+                "pkcs12_path 'missing.p12' does not exist",
+            ),
+            (
+                {"pkcs12_content": "not base64 !", "purpose": "client_auth"},
+                "pkcs12_content is not valid base64",
+            ),
+            (
+                dict(BASE, store_location="CurrentUser"),
+                "become: true, become_method: runas",
+            ),
+        ],
+    )
+    def test_preparation_errors(self, p12_file, bundle, args, message):
+        action = make_action(args, p12_file)
+
+        result = action.run(task_vars={})
+
+        assert result["failed"] is True
+        assert message in result["msg"]
+        assert "\n" not in result["msg"]
+        action._execute_module.assert_not_called()
+        assert_no_secret(result, bundle)
+
+    def test_modern_profile_on_old_build_from_option(self, p12_file):
+        action = make_action(
+            dict(BASE, pkcs12_path="robot-aes.p12", target_os_build=14393), p12_file
+        )
+
+        result = action.run(task_vars={})
+
+        assert result["failed"] is True
+        assert "Windows build 14393 cannot import" in result["msg"]
+        assert "legacy profile" in result["msg"]
+        action._execute_module.assert_not_called()
+
+    def test_modern_profile_on_old_build_from_facts(self, p12_file):
+        action = make_action(dict(BASE, pkcs12_path="robot-aes.p12"), p12_file)
+        facts = {
+            "ansible_facts": {
+                "os_family": "Windows",
+                "distribution_version": "10.0.14393.0",
+            }
+        }
+
+        result = action.run(task_vars=facts)
+
+        assert "Windows build 14393 cannot import" in result["msg"]
+        action._execute_module.assert_not_called()
+
+    def test_modern_profile_on_2019_goes_ahead(self, p12_file):
+        action = make_action(dict(BASE, pkcs12_path="robot-aes.p12"), p12_file)
+        action._execute_module.return_value = {"changed": True}
+        facts = {
+            "ansible_facts": {
+                "os_family": "Windows",
+                "distribution_version": "10.0.17763.0",
+            }
+        }
+
+        result = action.run(task_vars=facts)
+
+        assert result["changed"] is True
+        assert sent_args(action)["_plan"]["min_build"] == 17763
+
+    def test_current_user_with_become_runas_goes_ahead(self, p12_file):
+        action = make_action(
+            dict(BASE, store_location="CurrentUser"), p12_file, become="runas"
+        )
+        action._execute_module.return_value = {"changed": True}
+
+        action.run(task_vars={})
+
+        assert sent_args(action)["store_location"] == "CurrentUser"
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            {
+                "pkcs12_path": "a.p12",
+                "pkcs12_content": "AAAA",
+                "purpose": "client_auth",
+            },
+            {"pkcs12_path": "a.p12"},
+            {"state": "absent"},
+            dict(BASE, store_location="Machine"),
+            dict(BASE, bogus=1),
+        ],
+    )
+    def test_bad_options_are_refused(self, p12_file, args):
+        action = make_action(args, p12_file)
+
+        with pytest.raises(AnsibleActionFail):
+            action.run(task_vars={})
+        action._execute_module.assert_not_called()
+
+
+class TestModuleAnswers:
+    def run_with(self, p12_file, answer):
+        action = make_action(dict(BASE), p12_file)
+        action._execute_module.return_value = answer
+        return action.run(task_vars={})
+
+    def test_changed_answer(self, p12_file, bundle):
+        answer = {
+            "changed": True,
+            "thumbprint": bundle["thumbprint"],
+            "store": "LocalMachine\\My",
+            "has_private_key": True,
+            "machine_key": True,
+            "key_provider": "Microsoft Enhanced RSA and AES Cryptographic Provider",
+            "exportable": False,
+            "chain": [
+                {"thumbprint": "A" * 40, "store": "LocalMachine\\CA", "changed": True}
+            ],
+            "superseded": [],
+            "identity": "EXAMPLE\\ansible",
+            "diff": {"before": {"state": "absent"}, "after": {"state": "present"}},
+        }
+
+        result = self.run_with(p12_file, answer)
+
+        assert result["changed"] is True
+        assert result["store"] == "LocalMachine\\My"
+        assert result["subject"] == bundle["leaf"].subject.rfc4514_string()
+        assert result["not_after"].endswith("Z")
+        assert result["chain"][0]["store"] == "LocalMachine\\CA"
+        assert result["diff"]["before"] == {"state": "absent"}
+        assert result["profile"] == "legacy"
+
+    def test_unchanged_answer(self, p12_file, bundle):
+        result = self.run_with(
+            p12_file, {"changed": False, "thumbprint": bundle["thumbprint"]}
+        )
+
+        assert result["changed"] is False
+        assert "failed" not in result
+
+    def test_coded_error_answer_becomes_the_fix(self, p12_file, bundle):
+        answer = {
+            "failed": True,
+            "msg": "no credentials",
+            "error": {"code": "no_user_credentials"},
+            "identity": "EXAMPLE\\robot",
+        }
+
+        result = self.run_with(p12_file, answer)
+
+        assert result["failed"] is True
+        assert result["error_code"] == "no_user_credentials"
+        assert "become: true" in result["msg"]
+        assert_no_secret(result, bundle)
+
+    def test_uncoded_error_answer_keeps_its_message(self, p12_file):
+        result = self.run_with(
+            p12_file, {"failed": True, "msg": "Exception calling Open"}
+        )
+
+        assert result == {
+            "failed": True,
+            "changed": False,
+            "msg": "Exception calling Open",
+            "invocation": result["invocation"],
+        }
+
+    def test_module_output_not_in_allow_list_is_dropped(self, p12_file, bundle):
+        answer = {
+            "changed": False,
+            "_pkcs12_content": base64.b64encode(bundle["legacy"]).decode(),
+            "module_stdout": "x",
+        }
+
+        result = self.run_with(p12_file, answer)
+
+        assert "_pkcs12_content" not in result
+        assert "module_stdout" not in result
+        assert_no_secret(result, bundle)
