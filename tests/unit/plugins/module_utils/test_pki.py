@@ -1,0 +1,490 @@
+"""Profiles, parsing, validation and inspection helpers of _pki, checked with openssl and pkilint."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pki_fixtures import Identity, make_identity, pkilint, run, write_pem
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+)
+
+
+@pytest.fixture(scope="module")
+def ca() -> Identity:
+    return make_identity("ca", "Robot Root CA")
+
+
+@pytest.fixture(scope="module")
+def intermediate(ca: Identity) -> Identity:
+    return make_identity("ca", "Robot Issuing CA", issuer=ca)
+
+
+@pytest.fixture(scope="module")
+def client(intermediate: Identity) -> Identity:
+    return make_identity(
+        "client_auth",
+        "robot01",
+        issuer=intermediate,
+        san=["upn:robot01@example.com", "email:robot01@example.com"],
+        subject={
+            "email_address": "robot01@example.com",
+            "organizational_unit_name": "RPA",
+        },
+    )
+
+
+def test_thumbprint_and_fingerprint_match_openssl(
+    tmp_path: Path, client: Identity
+) -> None:
+    pem = write_pem(tmp_path / "c.pem", client.cert)
+
+    sha1 = run(
+        "openssl", "x509", "-in", str(pem), "-noout", "-fingerprint", "-sha1"
+    ).stdout
+    sha256 = run(
+        "openssl", "x509", "-in", str(pem), "-noout", "-fingerprint", "-sha256"
+    ).stdout
+
+    assert _pki.thumbprint(client.cert) == sha1.split("=", 1)[1].strip().replace(
+        ":", ""
+    )
+    assert len(_pki.thumbprint(client.cert)) == 40
+    assert _pki.sha256_fingerprint(client.cert) == sha256.split("=", 1)[1].strip()
+
+
+def test_cert_summary_matches_openssl(tmp_path: Path, client: Identity) -> None:
+    pem = write_pem(tmp_path / "c.pem", client.cert)
+    out = run(
+        "openssl",
+        "x509",
+        "-in",
+        str(pem),
+        "-noout",
+        "-serial",
+        "-enddate",
+        "-startdate",
+    ).stdout
+    fields = dict(line.split("=", 1) for line in out.splitlines())
+
+    summary = _pki.cert_summary(client.cert)
+
+    assert summary["serial_number"] == int(fields["serial"], 16)
+    assert summary["not_after"] == datetime.datetime.strptime(
+        fields["notAfter"], "%b %d %H:%M:%S %Y GMT"
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert summary["not_before"] == datetime.datetime.strptime(
+        fields["notBefore"], "%b %d %H:%M:%S %Y GMT"
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (
+        summary["subject"].startswith(
+            "1.2.840.113549.1.9.1=robot01@example.com,CN=robot01,OU=RPA"
+        )
+        or "CN=robot01" in summary["subject"]
+    )
+    assert summary["issuer"] == "CN=Robot Issuing CA,O=Example Robots,C=DE"
+    assert set(summary) == {
+        "subject",
+        "issuer",
+        "serial_number",
+        "not_before",
+        "not_after",
+        "thumbprint",
+        "sha256_fingerprint",
+    }
+
+
+def test_serial_is_positive_and_at_most_159_bits(
+    client: Identity, ca: Identity
+) -> None:
+    for cert in (client.cert, ca.cert):
+        assert 0 < cert.serial_number < 2**159
+
+
+def test_openssl_accepts_client_for_sslclient(
+    tmp_path: Path, ca: Identity, intermediate: Identity, client: Identity
+) -> None:
+    root = write_pem(tmp_path / "root.pem", ca.cert)
+    untrusted = write_pem(tmp_path / "int.pem", intermediate.cert)
+    leaf = write_pem(tmp_path / "leaf.pem", client.cert)
+
+    result = run(
+        "openssl",
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        str(root),
+        "-untrusted",
+        str(untrusted),
+        str(leaf),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(": OK")
+
+
+def test_openssl_rejects_code_signing_cert_for_sslclient(
+    tmp_path: Path, ca: Identity
+) -> None:
+    signer = make_identity("code_signing", "Design Studio", issuer=ca)
+    root = write_pem(tmp_path / "root.pem", ca.cert)
+    leaf = write_pem(tmp_path / "leaf.pem", signer.cert)
+
+    result = run(
+        "openssl", "verify", "-purpose", "sslclient", "-CAfile", str(root), str(leaf)
+    )
+
+    assert result.returncode != 0
+    assert "unsuitable certificate purpose" in (result.stdout + result.stderr)
+
+
+def test_client_extensions_as_openssl_prints_them(
+    tmp_path: Path, client: Identity
+) -> None:
+    text = run(
+        "openssl",
+        "x509",
+        "-in",
+        str(write_pem(tmp_path / "c.pem", client.cert)),
+        "-noout",
+        "-text",
+    ).stdout
+
+    assert (
+        "X509v3 Key Usage: critical\n                Digital Signature, Key Encipherment"
+        in text
+    )
+    assert "TLS Web Client Authentication" in text
+    assert "othername: UPN::robot01@example.com" in text
+    assert text.count("email:robot01@example.com") == 1
+    assert "DNS:" not in text
+    assert "CA:FALSE" in text
+    assert "sha256WithRSAEncryption" in text
+
+
+def test_ca_extensions_as_openssl_prints_them(tmp_path: Path, ca: Identity) -> None:
+    text = run(
+        "openssl",
+        "x509",
+        "-in",
+        str(write_pem(tmp_path / "ca.pem", ca.cert)),
+        "-noout",
+        "-text",
+    ).stdout
+
+    assert "X509v3 Basic Constraints: critical\n                CA:TRUE" in text
+    assert (
+        "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign" in text
+    )
+    assert "X509v3 Subject Key Identifier" in text
+
+
+@pytest.mark.parametrize(
+    ("purpose", "key_type", "curve"),
+    [
+        ("client_auth", "rsa", "secp256r1"),
+        ("client_auth", "ecdsa", "secp256r1"),
+        ("code_signing", "rsa", "secp256r1"),
+        ("code_signing", "ecdsa", "secp384r1"),
+        ("ca", "ecdsa", "secp521r1"),
+    ],
+)
+def test_pkilint_finds_nothing(
+    tmp_path: Path, ca: Identity, purpose: str, key_type: str, curve: str
+) -> None:
+    made = make_identity(
+        purpose,
+        f"robot {purpose}",
+        issuer=ca,
+        key_type=key_type,
+        curve=curve,
+        san=["upn:robot@example.com"],
+    )
+    issuer_pem = write_pem(tmp_path / "ca.pem", ca.cert)
+    leaf_pem = write_pem(tmp_path / "leaf.pem", made.cert)
+
+    single = pkilint("lint_pkix_cert", leaf_pem)
+    chain = pkilint("lint_pkix_signer_signee_cert_chain", issuer_pem, leaf_pem)
+
+    assert single.returncode == 0 and single.stdout.strip() == "", (
+        single.stdout + single.stderr
+    )
+    assert chain.returncode == 0 and chain.stdout.strip() == "", (
+        chain.stdout + chain.stderr
+    )
+
+
+def test_pkilint_finds_nothing_in_root_and_self_signed_leaf(
+    tmp_path: Path, ca: Identity
+) -> None:
+    alone = make_identity(
+        "client_auth", "robot self-signed", subject={"email_address": "r@example.com"}
+    )
+
+    for name, cert in (("ca.pem", ca.cert), ("self.pem", alone.cert)):
+        result = pkilint("lint_pkix_cert", write_pem(tmp_path / name, cert))
+        assert result.returncode == 0 and result.stdout.strip() == "", (
+            name + result.stdout
+        )
+
+
+def test_order_chain_sorts_from_issuer_to_root(
+    ca: Identity, intermediate: Identity, client: Identity
+) -> None:
+    stranger = make_identity("ca", "Unrelated CA")
+    others = [ca.cert, stranger.cert, intermediate.cert]
+    random.Random(4).shuffle(others)
+
+    ordered = _pki.order_chain(client.cert, others)
+
+    assert ordered[:2] == [intermediate.cert, ca.cert]
+    assert ordered[2:] == [stranger.cert]
+
+
+def test_cert_allows_purpose(ca: Identity, client: Identity) -> None:
+    signer = make_identity("code_signing", "Design Studio", issuer=ca)
+
+    assert _pki.cert_allows_purpose(client.cert, "client_auth")
+    assert not _pki.cert_allows_purpose(client.cert, "code_signing")
+    assert _pki.cert_allows_purpose(signer.cert, "code_signing")
+    assert not _pki.cert_allows_purpose(signer.cert, "client_auth")
+    assert _pki.cert_allows_purpose(ca.cert, "ca")
+    assert not _pki.cert_allows_purpose(client.cert, "ca")
+    assert _pki.PURPOSE_EKU["client_auth"].dotted_string == "1.3.6.1.5.5.7.3.2"
+    assert _pki.PURPOSE_EKU["code_signing"].dotted_string == "1.3.6.1.5.5.7.3.3"
+
+
+def test_eku_names_and_dotted_oids() -> None:
+    oids = _pki.parse_eku(
+        ["server_auth", "clientAuth", "1.3.6.1.4.1.311.20.2.2", "client_auth"]
+    )
+
+    assert [o.dotted_string for o in oids] == [
+        "1.3.6.1.5.5.7.3.1",
+        "1.3.6.1.5.5.7.3.2",
+        "1.3.6.1.4.1.311.20.2.2",
+    ]
+
+
+def test_extra_eku_appears_after_purpose_eku(tmp_path: Path, ca: Identity) -> None:
+    key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
+    cert = _pki.build_certificate(
+        purpose="client_auth",
+        subject=_pki.build_subject({"common_name": "robot02"}),
+        san=[],
+        extra_ekus=_pki.parse_eku(["1.3.6.1.4.1.311.20.2.2"]),
+        public_key=key.public_key(),
+        valid_days=30,
+        issuer_cert=ca.cert,
+        issuer_key=ca.key,
+    )
+
+    text = run(
+        "openssl",
+        "x509",
+        "-in",
+        str(write_pem(tmp_path / "c.pem", cert)),
+        "-noout",
+        "-ext",
+        "extendedKeyUsage",
+    ).stdout
+
+    assert "TLS Web Client Authentication, Microsoft Smartcard Login" in text
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: _pki.parse_eku(["client-auth-please"]),
+            "unknown extended key usage 'client-auth-please'",
+        ),
+        (
+            lambda: _pki.build_subject({"country_name": "Germany"}),
+            "must be a two-letter ISO 3166 code",
+        ),
+        (
+            lambda: _pki.build_subject({"country_name": "D1"}),
+            "must be a two-letter ISO 3166 code",
+        ),
+        (
+            lambda: _pki.build_subject({"nickname": "x"}),
+            "unknown subject field(s) nickname",
+        ),
+        (
+            lambda: _pki.build_subject({"common_name": "x" * 65}),
+            "subject.common_name is 65 characters long",
+        ),
+        (
+            lambda: _pki.generate_private_key("rsa", 1024, "secp256r1"),
+            "key_size 1024 is too small for RSA",
+        ),
+        (
+            lambda: _pki.generate_private_key("ecdsa", 2048, "brainpool"),
+            "curve 'brainpool' is not supported",
+        ),
+        (lambda: _pki.parse_san(["robot01@example.com"]), "needs a prefix"),
+        (lambda: _pki.parse_san(["ip:10.0.0.1"]), "unknown prefix 'ip'"),
+    ],
+)
+def test_bad_options_give_one_line(call, message: str) -> None:
+    with pytest.raises(CertificateError) as info:
+        call()
+
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_country_is_upper_cased() -> None:
+    assert _pki.build_subject({"country_name": "de"}).rfc4514_string() == "C=DE"
+
+
+def test_check_issuer_rejects_non_ca(client: Identity) -> None:
+    with pytest.raises(CertificateError, match="is not a CA"):
+        _pki.check_issuer(client.cert, client.key, source="leaf.pem")
+
+
+def test_check_issuer_rejects_mismatched_key(
+    ca: Identity, intermediate: Identity
+) -> None:
+    with pytest.raises(CertificateError, match="does not match issuer certificate"):
+        _pki.check_issuer(ca.cert, intermediate.key, source="ca.pem")
+
+
+def test_check_issuer_rejects_expired_ca() -> None:
+    old = make_identity(
+        "ca",
+        "Old CA",
+        valid_days=10,
+        now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=20),
+    )
+
+    with pytest.raises(CertificateError, match=r"expired on \d{4}-\d\d-\d\dT"):
+        _pki.check_issuer(old.cert, old.key, source="old.pem")
+
+
+def test_leaf_does_not_outlive_issuer(ca: Identity) -> None:
+    short = make_identity("ca", "Short CA", issuer=ca, valid_days=10)
+    leaf = make_identity("client_auth", "robot03", issuer=short, valid_days=365)
+
+    assert leaf.cert.not_valid_after_utc == short.cert.not_valid_after_utc
+
+
+def test_verify_chain_reports_wrong_link(
+    ca: Identity, intermediate: Identity, client: Identity
+) -> None:
+    _pki.verify_chain(client.cert, [intermediate.cert, ca.cert])
+
+    with pytest.raises(CertificateError, match="did not issue"):
+        _pki.verify_chain(client.cert, [ca.cert])
+
+
+def test_certificate_differences_empty_for_same_options(ca: Identity) -> None:
+    subject = _pki.build_subject({"common_name": "robot04"})
+    key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
+    options = {
+        "purpose": "client_auth",
+        "subject": subject,
+        "san": [],
+        "extra_ekus": [],
+        "valid_days": 90,
+        "issuer_cert": ca.cert,
+    }
+    cert = _pki.build_certificate(
+        public_key=key.public_key(), issuer_key=ca.key, **options
+    )
+
+    assert _pki.certificate_differences(cert, **options) == []
+    assert _pki.certificate_differences(cert, **{**options, "valid_days": 91}) == [
+        "valid_days differs"
+    ]
+    assert _pki.certificate_differences(
+        cert, **{**options, "purpose": "code_signing"}
+    ) == ["extended key usages differ"]
+    assert "purpose differs" in _pki.certificate_differences(
+        cert, **{**options, "purpose": "ca"}
+    )
+    assert _pki.certificate_differences(
+        cert, **{**options, "san": _pki.parse_san(["dns:r.example.com"])}
+    ) == ["subject_alt_names differ"]
+
+
+def test_load_private_key_errors(client: Identity) -> None:
+    encrypted = _pki.serialize_private_key(client.key, "s3cret")
+    plain = _pki.serialize_private_key(client.key, None)
+
+    with pytest.raises(CertificateError, match="wrong passphrase"):
+        _pki.load_private_key(encrypted, "nope", source="key.pem")
+    with pytest.raises(CertificateError, match="is encrypted; give its passphrase"):
+        _pki.load_private_key(encrypted, None, source="key.pem")
+    with pytest.raises(CertificateError, match="not encrypted"):
+        _pki.load_private_key(plain, "s3cret", source="key.pem")
+    with pytest.raises(CertificateError, match="key.pem is not a valid private key"):
+        _pki.load_private_key(plain[:40] + plain[-40:], None, source="key.pem")
+    loaded = _pki.load_private_key(encrypted, "s3cret", source="key.pem")
+    assert _pki.private_key_der(loaded) == _pki.private_key_der(client.key)
+
+
+def test_openssl_reads_encrypted_key(tmp_path: Path, client: Identity) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(_pki.serialize_private_key(client.key, "s3cret"))
+
+    result = run(
+        "openssl", "pkey", "-in", str(path), "-passin", "pass:s3cret", "-pubout"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.encode() == client.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_load_certificates_errors(client: Identity) -> None:
+    pem = _pki.cert_pem(client.cert)
+
+    with pytest.raises(
+        CertificateError, match="cert.pem is not a valid PEM certificate"
+    ):
+        _pki.load_certificates(
+            pem[:200] + b"\n-----END CERTIFICATE-----\n", source="cert.pem"
+        )
+    with pytest.raises(CertificateError, match="has no CERTIFICATE block"):
+        _pki.load_certificates(
+            b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+            source="cert.pem",
+        )
+    with pytest.raises(CertificateError, match="neither a PEM nor a DER"):
+        _pki.load_certificates(b"hello", source="cert.pem")
+    assert _pki.load_certificates(pem + pem, source="bundle.pem") == [
+        client.cert,
+        client.cert,
+    ]
+
+
+def test_find_leaf_by_key_and_without_key(
+    ca: Identity, intermediate: Identity, client: Identity
+) -> None:
+    bundle = [ca.cert, client.cert, intermediate.cert]
+
+    assert _pki.find_leaf(bundle, client.key, source="b.pem") == client.cert
+    assert _pki.find_leaf(bundle, None, source="b.pem") == client.cert
+    with pytest.raises(CertificateError, match="does not match any certificate"):
+        _pki.find_leaf([ca.cert], client.key, source="b.pem")
+
+
+def test_upn_other_name_is_utf8_string(client: Identity) -> None:
+    san = client.cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value
+    other = san.get_values_for_type(x509.OtherName)[0]
+
+    assert other.type_id.dotted_string == "1.3.6.1.4.1.311.20.2.3"
+    assert other.value == b"\x0c\x13robot01@example.com"
