@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# This file is part of the snowrpa.robot_certs collection.
+"""Read-only pre-flight of a ServiceNow instance for certificate-based robot login."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: snow_cba_info
+short_description: Check whether a ServiceNow instance is ready for certificate-based robot login
+version_added: 0.1.0
+description:
+  - Reads, without changing anything, what mutual TLS login of RPA robots depends on (REFERENCE.md section 5) - the
+    ADCv2 load balancer (response header C(Server) V(snow_adc)), C(/adcv2/supports_tls), the state of the plugin
+    C(com.glide.auth.mutual) and of the certificate tables, the calling user's roles (C(admin), C(sso_config_admin))
+    and the relevant system properties.
+  - Returns the facts and a list of problems in plain words; an empty list means the instance is ready.
+extends_documentation_fragment:
+  - snowrpa.robot_certs.instance
+options:
+  plugin_id:
+    description:
+      - ID of the mutual authentication plugin.
+    type: str
+    default: com.glide.auth.mutual
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+notes:
+  - A read the calling user may not do becomes a problem in the list, not a failure; wrong credentials and an
+    unreachable instance fail the task.
+  - The roles are read only for a named user (Basic or the OAuth password grant).
+  - "Inferred facts [infer]: the certificate tables exist once sys_db_object has a row sys_ca_certificate;
+    v_plugin.active is V(active) for an active plugin; sn_rpa_fdn.instance_authentication is V(mTLS) for
+    certificate login."
+"""
+
+EXAMPLES = r"""
+---
+- name: Check the instance before mapping robots
+  snowrpa.robot_certs.snow_cba_info:
+  register: preflight
+  delegate_to: localhost
+
+- name: Stop when the instance is not ready
+  ansible.builtin.assert:
+    that: preflight.problems | length == 0
+    fail_msg: "{{ preflight.problems | join('; ') }}"
+"""
+
+RETURN = r"""
+facts:
+  description: What was read.
+  returned: success
+  type: dict
+  contains:
+    host:
+      description: Instance host name.
+      type: str
+    adcv2:
+      description: Whether responses carry the header C(Server) with V(snow_adc).
+      type: bool
+    server_header:
+      description: The C(Server) header the instance sent.
+      type: str
+    supports_tls:
+      description: Whether C(/adcv2/supports_tls) answered V(true).
+      type: bool
+    plugin:
+      description: C(id), C(name) and C(active) (bool) of the plugin.
+      type: dict
+    certificate_tables:
+      description: Whether the certificate tables exist.
+      type: bool
+    user:
+      description: Calling user, empty for client credentials or an API key.
+      type: str
+    roles:
+      description: Role names of the calling user; null when they could not be read.
+      type: list
+      elements: str
+    has_admin:
+      description: Whether the user has role admin; null when unknown.
+      type: bool
+    has_sso_config_admin:
+      description: Whether the user has role sso_config_admin; null when unknown.
+      type: bool
+    properties:
+      description: Value of each relevant property by name; null for a property the instance has no record of.
+      type: dict
+    ready:
+      description: True when no problem was found.
+      type: bool
+problems:
+  description: Each problem found, as one sentence saying what is wrong and what to do.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+    _snow_preflight,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+    RobotCertsError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+    INSTANCE_ARGSPEC,
+    SnowClient,
+)
+
+
+def main() -> None:
+    argument_spec = {
+        "instance": INSTANCE_ARGSPEC,
+        "plugin_id": {"type": "str", "default": "com.glide.auth.mutual"},
+    }
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+    try:
+        client = SnowClient(module.params["instance"], check_mode=True)
+        changed, result, _diff = _snow_preflight.run(module.params, client, True)
+    except RobotCertsError as exc:
+        module.fail_json(msg=str(exc))
+
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == "__main__":
+    main()

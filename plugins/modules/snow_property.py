@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# This file is part of the snowrpa.robot_certs collection.
+"""Ensure a ServiceNow system property has a value."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: snow_property
+short_description: Ensure a ServiceNow system property has a value
+version_added: 0.1.0
+description:
+  - Reads the property from C(sys_properties) and sets its value when it differs; creates the property when the
+    instance has no record of it.
+  - Properties that matter for robot certificates (REFERENCE.md section 5) - C(glide.authenticate.mutual.enabled),
+    C(glide.cometd.websocket.enabled), C(sn_rpa_fdn.instance_authentication), C(sn_rpa_fdn.code_signing_required).
+extends_documentation_fragment:
+  - snowrpa.robot_certs.instance
+options:
+  name:
+    description:
+      - Name of the property.
+    type: str
+    required: true
+  value:
+    description:
+      - Value to store. Booleans are stored as V(true) or V(false), everything else as its text.
+    type: raw
+    required: true
+  type:
+    description:
+      - Type of the property, used only when the module creates it.
+    type: str
+    default: string
+  description:
+    description:
+      - Description, used only when the module creates the property.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Values of C(password) and C(password2) properties are shown as asterisks.
+  idempotent:
+    support: full
+notes:
+  - Turning on C(sn_rpa_fdn.code_signing_required) makes the robots refuse every published package that is not signed,
+    so the module warns before doing it; republish the packages signed (REFERENCE.md section 5).
+"""
+
+EXAMPLES = r"""
+---
+- name: Let robots log in with their certificate
+  snowrpa.robot_certs.snow_property:
+    name: sn_rpa_fdn.instance_authentication
+    value: mTLS
+  delegate_to: localhost
+
+- name: Make sure the instance accepts certificate logins
+  snowrpa.robot_certs.snow_property:
+    name: glide.authenticate.mutual.enabled
+    value: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+property:
+  description: The property after the run.
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Property name.
+      type: str
+    value:
+      description: Stored value (asterisks for password properties).
+      type: str
+    type:
+      description: Property type.
+      type: str
+    sys_id:
+      description: sys_id of the property record; empty when check mode would create it.
+      type: str
+previous_value:
+  description: Value before the run; null when the property did not exist.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_property  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+    RobotCertsError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+    INSTANCE_ARGSPEC,
+    SnowClient,
+)
+
+
+def main() -> None:
+    argument_spec = {
+        "instance": INSTANCE_ARGSPEC,
+        "name": {"type": "str", "required": True},
+        "value": {"type": "raw", "required": True},
+        "type": {"type": "str", "default": "string"},
+        "description": {"type": "str"},
+    }
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+    try:
+        client = SnowClient(module.params["instance"], check_mode=module.check_mode)
+        changed, result, diff = _snow_property.run(
+            module.params, client, module.check_mode
+        )
+    except RobotCertsError as exc:
+        module.fail_json(msg=str(exc))
+
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == "__main__":
+    main()

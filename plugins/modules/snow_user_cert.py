@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# This file is part of the snowrpa.robot_certs collection.
+"""Map robot certificates to ServiceNow users."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: snow_user_cert
+short_description: Map client certificates to ServiceNow users, for a whole fleet in one call
+version_added: 0.1.0
+description:
+  - Ensures C(sys_user_certificate) records map each robot's client certificate to its service account, so the robot
+    logs in with mutual TLS as that user (REFERENCE.md sections 1 and 5, step 10).
+  - Takes one mapping (O(user), O(name), O(pem_path) or O(pem_content)) or a list in O(mappings). Look-ups are
+    batched - an unchanged run for N mappings costs about ceil(N/180) + 2 requests, whatever N is.
+  - Idempotent by certificate, not by name - a mapping with the same certificate is left alone, a new PEM under the
+    same name replaces the old record once the new one is in place, and the diff shows old and new fingerprints.
+extends_documentation_fragment:
+  - snowrpa.robot_certs.instance
+options:
+  user:
+    description:
+      - The user (C(user_name) or sys_id) of a single mapping. Ignored when O(mappings) is given.
+    type: str
+  name:
+    description:
+      - Name of the single mapping record. Defaults to the certificate's common name.
+    type: str
+  pem_path:
+    description:
+      - Path to the PEM certificate of the single mapping, read where the task runs. Mutually exclusive with O(pem_content).
+    type: path
+  pem_content:
+    description:
+      - PEM text of the certificate of the single mapping.
+    type: str
+  active:
+    description:
+      - Whether the single mapping is active.
+    type: bool
+    default: true
+  mappings:
+    description:
+      - Several mappings at once; each item takes the keys of the single-mapping options.
+    type: list
+    elements: dict
+    suboptions:
+      user:
+        description: The user (C(user_name) or sys_id).
+        type: str
+        required: true
+      name:
+        description: Name of the mapping record. Defaults to the certificate's common name.
+        type: str
+      pem_path:
+        description: Path to the PEM certificate.
+        type: path
+      pem_content:
+        description: PEM text of the certificate.
+        type: str
+      active:
+        description: Whether the mapping is active.
+        type: bool
+        default: true
+  exclusive:
+    description:
+      - What to do with the user's other mappings whose certificate comes from the same CA (rotation) - V(none) keeps
+        them, V(deactivate) sets them inactive, V(remove) deletes them. It happens only after every new mapping is in place.
+    type: str
+    choices: [none, deactivate, remove]
+    default: none
+  state:
+    description:
+      - V(present) ensures the mappings; V(absent) deletes the user's mappings of that name, and those holding the
+        given certificate.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    details: No write is sent in check mode.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+notes:
+  - A PEM holding a private key is refused before any request; the attachment holds the certificate only.
+  - An expired certificate, an unknown user, and a certificate that no active, published CA record issued are
+    refused before anything is written. Register the CA with M(snowrpa.robot_certs.snow_ca_register) first.
+  - New records are made by attaching the PEM to a chosen sys_id, then inserting the record with that sys_id [seen];
+    when any step fails, every record and attachment this run created is deleted again.
+  - Needs role C(sso_config_admin) besides C(admin) [seen].
+  - "Inferred facts [infer]: column names of sys_user_certificate - name, user, active, type, subject, issuer,
+    valid_from, valid_to; choice value type client_cert; sys_ca_certificate publish_status exists once published; the
+    attachment hash is the SHA-256 of the attached bytes. They live in one table in plugins/module_utils/_snow_tables.py."
+seealso:
+  - module: snowrpa.robot_certs.snow_ca_register
+  - module: snowrpa.robot_certs.snow_cert_info
+"""
+
+EXAMPLES = r"""
+---
+- name: Map every robot's certificate to its service account
+  snowrpa.robot_certs.snow_user_cert:
+    mappings: "{{ robot_mappings }}"
+    exclusive: deactivate
+  delegate_to: localhost
+  run_once: true
+
+- name: Map one certificate
+  snowrpa.robot_certs.snow_user_cert:
+    user: svc_robot01
+    name: robot01 mTLS
+    pem_path: pki/robot01.pem
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+mappings:
+  description: One entry per mapping asked for, in order (for O(state=absent), the records removed).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    action:
+      description: V(created), V(replaced), V(updated), V(unchanged) or V(removed).
+      type: str
+    sys_id:
+      description: sys_id of the mapping record (in check mode, of the record that would be created).
+      type: str
+    name:
+      description: Record name.
+      type: str
+    user:
+      description: The user as given, or its C(user_name).
+      type: str
+    user_sys_id:
+      description: sys_id of the user.
+      type: str
+    active:
+      description: Whether the mapping is active.
+      type: bool
+    subject:
+      description: Certificate subject (RFC 4514).
+      type: str
+    issuer:
+      description: Certificate issuer (RFC 4514).
+      type: str
+    valid_from:
+      description: Start of validity, C(YYYY-MM-DD HH:MM:SS) UTC.
+      type: str
+    valid_to:
+      description: End of validity, C(YYYY-MM-DD HH:MM:SS) UTC.
+      type: str
+    sha256_fingerprint:
+      description: SHA-256 of the DER certificate, colon-separated upper-case hex.
+      type: str
+    thumbprint:
+      description: Windows thumbprint, 40 upper-case hex digits.
+      type: str
+    attachment_hash:
+      description: SHA-256 hex of the attached PEM.
+      type: str
+deactivated:
+  description: The user's other mappings from the same CA that O(exclusive=deactivate) set inactive.
+  returned: success
+  type: list
+  elements: dict
+removed:
+  description: Mappings deleted (replaced records, and those O(exclusive=remove) deleted).
+  returned: success
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+    _pki,
+    _snow_user_cert,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+    RobotCertsError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+    INSTANCE_ARGSPEC,
+    SnowClient,
+)
+
+
+def main() -> None:
+    mapping_spec = {
+        "user": {"type": "str", "required": True},
+        "name": {"type": "str"},
+        "pem_path": {"type": "path"},
+        "pem_content": {"type": "str"},
+        "active": {"type": "bool", "default": True},
+    }
+    argument_spec = {
+        "instance": INSTANCE_ARGSPEC,
+        "user": {"type": "str"},
+        "name": {"type": "str"},
+        "pem_path": {"type": "path"},
+        "pem_content": {"type": "str"},
+        "active": {"type": "bool", "default": True},
+        "mappings": {"type": "list", "elements": "dict", "options": mapping_spec},
+        "exclusive": {
+            "type": "str",
+            "choices": list(_snow_user_cert.EXCLUSIVE_CHOICES),
+            "default": "none",
+        },
+        "state": {
+            "type": "str",
+            "choices": ["present", "absent"],
+            "default": "present",
+        },
+    }
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("pem_path", "pem_content"), ("mappings", "user")],
+        required_one_of=[("mappings", "user")],
+        supports_check_mode=True,
+    )
+    if not _pki.HAS_CRYPTOGRAPHY:
+        module.fail_json(
+            msg=missing_required_lib("cryptography"),
+            exception=str(_pki.CRYPTOGRAPHY_IMPORT_ERROR),
+        )
+
+    try:
+        client = SnowClient(module.params["instance"], check_mode=module.check_mode)
+        changed, result, diff = _snow_user_cert.run(
+            module.params, client, module.check_mode
+        )
+    except RobotCertsError as exc:
+        module.fail_json(msg=str(exc))
+
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == "__main__":
+    main()
