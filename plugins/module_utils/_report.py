@@ -1,0 +1,1037 @@
+# This file is internal to the snowrpa.robot_certs collection and may change in any release.
+"""Fleet audit: collected facts in, findings and a deterministic JSON document out.
+
+Everything here is pure except ``load_certificate``, which reads one controller file. The
+document depends only on its inputs and the report date, so an unchanged fleet audited twice
+on the same day gives byte-identical JSON and HTML.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import typing as t
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._files import (
+    PUBLIC_MODE,
+    PlannedWrite,
+    apply_writes,
+    check_writable,
+    needs_write,
+    read_file,
+    read_optional,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pki import (
+    cert_summary,
+    load_certificates,
+)
+
+SCHEMA_VERSION = 1
+
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+ROLES = ("client", "code_signing")
+ROLE_LABELS = {
+    "client": "client certificate",
+    "code_signing": "code-signing certificate",
+    "ca": "robot CA certificate",
+}
+
+# Windows facts states; "skipped" is a robot declared without a Windows host.
+WINDOWS_STATES = ("checked", "unreachable", "failed", "skipped", "not_collected")
+
+# certlm's "Manage Private Keys" masks (REFERENCE 4); a generic right maps onto these.
+READ_MASK = 0x80120089
+FULL_CONTROL_MASK = 0xD01F01FF
+_GENERIC_READ = 0x80000000
+_GENERIC_ALL = 0x10000000
+
+# One entry per kind of problem: severity, the sentence template and what to do.
+KINDS: dict[str, dict[str, str]] = {
+    "cert_expired": {
+        "severity": "error",
+        "title": "Certificate expired",
+        "message": "The {label} expired on {date} ({days} days ago).",
+        "action": "Run playbooks/rotate.yml for this robot now; until then it cannot {purpose}.",
+    },
+    "cert_expiring": {
+        "severity": "warning",
+        "title": "Certificate expiring soon",
+        "message": "The {label} expires on {date}, in {days} days (warning window: {warn_days} days).",
+        "action": "Run playbooks/rotate.yml before {date} to renew it without downtime.",
+    },
+    "cert_file_missing": {
+        "severity": "error",
+        "title": "Certificate file missing on the controller",
+        "message": "The {label} cannot be read on the controller: {reason}.",
+        "action": "Run playbooks/provision.yml for this robot to issue it, or fix the path in the inventory.",
+    },
+    "ca_expired": {
+        "severity": "error",
+        "title": "Robot CA expired",
+        "message": "The robot CA certificate expired on {date} ({days} days ago); no robot can log in with mutual TLS.",
+        "action": "Create a new robot CA, register it in ServiceNow and re-issue every robot certificate.",
+    },
+    "ca_expiring": {
+        "severity": "warning",
+        "title": "Robot CA expiring soon",
+        "message": "The robot CA certificate expires on {date}, in {days} days (warning window: {warn_days} days).",
+        "action": "Plan a new robot CA now: register it in ServiceNow next to the old one, then rotate the robots.",
+    },
+    "ca_file_missing": {
+        "severity": "error",
+        "title": "Robot CA file missing on the controller",
+        "message": "The robot CA certificate cannot be read on the controller: {reason}.",
+        "action": "Restore the CA files or run playbooks/provision.yml, which creates the CA once.",
+    },
+    "ca_not_registered": {
+        "severity": "error",
+        "title": "Robot CA not registered in ServiceNow",
+        "message": "ServiceNow has no CA record for the robot CA ({subject}); it refuses every robot mapping.",
+        "action": "Run playbooks/provision.yml (role servicenow_cba registers the CA), then re-run this audit.",
+    },
+    "ca_not_published": {
+        "severity": "error",
+        "title": "Robot CA not published",
+        "message": "The ServiceNow CA record {record} has publish status '{status}', not 'exists'; mutual TLS logins fail until it is published.",
+        "action": "Wait a few minutes and re-run the audit; if it stays, re-register the CA with playbooks/provision.yml.",
+    },
+    "ca_inactive": {
+        "severity": "error",
+        "title": "Robot CA record inactive",
+        "message": "The ServiceNow CA record {record} for the robot CA is inactive; mapped robots cannot log in.",
+        "action": "Set the record active in sys_ca_certificate, or run playbooks/provision.yml.",
+    },
+    "servicenow_unavailable": {
+        "severity": "warning",
+        "title": "ServiceNow not checked",
+        "message": "The ServiceNow facts could not be collected: {reason}.",
+        "action": "Check the instance connection settings and credentials, then re-run this audit.",
+    },
+    "mapping_missing": {
+        "severity": "error",
+        "title": "Mapping missing in ServiceNow",
+        "message": "ServiceNow user '{snow_user}' has no certificate mapping at all; the robot cannot log in with mutual TLS.",
+        "action": "Run playbooks/provision.yml for this robot (role servicenow_cba maps its client certificate).",
+    },
+    "mapping_other_certificate": {
+        "severity": "error",
+        "title": "Mapping is for a different certificate",
+        "message": "ServiceNow user '{snow_user}' is mapped to {count} certificate(s), none of them the controller's client certificate ({thumbprint}).",
+        "action": "Run playbooks/provision.yml for this robot to map its current certificate; remove stale mappings afterwards.",
+    },
+    "mapping_inactive": {
+        "severity": "error",
+        "title": "Mapping inactive",
+        "message": "The ServiceNow mapping {record} of user '{snow_user}' to the client certificate is inactive.",
+        "action": "Set the mapping active in sys_user_certificate, or run playbooks/provision.yml for this robot.",
+    },
+    "snow_user_unknown": {
+        "severity": "error",
+        "title": "ServiceNow user not set",
+        "message": "The robot has no ServiceNow user (robot_snow_user), so its mapping cannot be checked.",
+        "action": "Set robot_snow_user for this robot in the inventory.",
+    },
+    "host_unreachable": {
+        "severity": "error",
+        "title": "Windows host unreachable",
+        "message": "The robot's Windows host could not be checked: {reason}.",
+        "action": "Check that the machine is up and WinRM answers, then re-run this audit.",
+    },
+    "host_check_failed": {
+        "severity": "error",
+        "title": "Windows check failed",
+        "message": "Reading the certificates on the robot's Windows host failed: {reason}.",
+        "action": "Fix the cause named here (credentials, become, WinRM), then re-run this audit.",
+    },
+    "windows_cert_missing": {
+        "severity": "error",
+        "title": "Certificate not installed on the robot",
+        "message": "The {label} ({thumbprint}) is not in {store} on the robot.",
+        "action": "Run playbooks/provision.yml for this robot to install it.",
+    },
+    "windows_cert_differs": {
+        "severity": "error",
+        "title": "Certificate on the robot differs",
+        "message": "On the robot, {store} holds {found}, not the controller's {label} ({thumbprint}).",
+        "action": "Run playbooks/provision.yml for this robot so the robot and the controller agree.",
+    },
+    "windows_key_missing": {
+        "severity": "error",
+        "title": "Private key missing on the robot",
+        "message": "The {label} ({thumbprint}) is installed on the robot without a usable private key.",
+        "action": "Re-import it with playbooks/provision.yml (force) so the key comes with it.",
+    },
+    "key_acl_no_read": {
+        "severity": "error",
+        "title": "Key ACL: robot account lacks Read",
+        "message": "Windows account '{account}' has no Read access to the client certificate's private key; the robot cannot use it.",
+        "action": "Run playbooks/provision.yml for this robot (it grants Read), or add Read in certlm.msc > Manage Private Keys.",
+    },
+    "key_acl_full_control": {
+        "severity": "warning",
+        "title": "Key ACL: robot account has Full control",
+        "message": "Windows account '{account}' has Full control of the client certificate's private key; Read is all it needs.",
+        "action": "Remove Full control for this account in certlm.msc > Manage Private Keys, or run the key ACL task with Full control removal.",
+    },
+}
+
+_PURPOSE = {
+    "client": "log in to ServiceNow with mutual TLS",
+    "code_signing": "sign or run signed automation packages",
+}
+
+
+def load_certificate(path: str | None, *, what: str) -> dict[str, t.Any]:
+    """Facts of the first certificate in the controller file PATH; an unreadable file is a fact, not an error."""
+    if not path:
+        return {"path": None, "present": False, "error": "no path given"}
+    try:
+        certs = load_certificates(read_file(path, what=what), source=f"{what} {path!r}")
+    except CertificateError as exc:
+        return {"path": path, "present": False, "error": str(exc)}
+    summary = cert_summary(certs[0])
+    return {
+        "path": path,
+        "present": True,
+        "error": None,
+        "subject": summary["subject"],
+        "issuer": summary["issuer"],
+        "serial": format(summary["serial_number"], "X"),
+        "thumbprint": summary["thumbprint"],
+        "not_before": summary["not_before"],
+        "not_after": summary["not_after"],
+    }
+
+
+def parse_now(
+    value: str | None, *, default: datetime.datetime | None = None
+) -> datetime.datetime:
+    """The report moment: VALUE (ISO 8601, naive means UTC) or the start of today in UTC.
+
+    Reports are dated by day by default so that an unchanged fleet gives unchanged files on re-runs.
+    """
+    if value:
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise CertificateError(
+                f"now {value!r} is not an ISO 8601 date or date and time; use for example 2026-05-01 or 2026-05-01T12:00:00Z"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.astimezone(datetime.UTC)
+    current = default or datetime.datetime.now(datetime.UTC)
+    return current.astimezone(datetime.UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+def iso(moment: datetime.datetime) -> str:
+    """UTC ISO 8601 with a Z, second precision."""
+    return (
+        moment.astimezone(datetime.UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+
+
+def parse_time(value: t.Any) -> datetime.datetime | None:
+    """A timestamp from a module return (ISO 8601 or ServiceNow's 'YYYY-MM-DD HH:MM:SS' UTC)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime.datetime):
+        moment = value
+    else:
+        text = str(value).strip().replace("Z", "+00:00")
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
+def normalise_thumbprint(value: t.Any) -> str | None:
+    """Windows thumbprint form: 40 upper-case hex digits, separators removed."""
+    if not value:
+        return None
+    text = "".join(ch for ch in str(value) if ch.isalnum()).upper()
+    return text or None
+
+
+def days_between(now: datetime.datetime, moment: datetime.datetime) -> int:
+    """Whole days from NOW to MOMENT, rounded down (negative once MOMENT has passed)."""
+    return (moment - now) // datetime.timedelta(days=1)
+
+
+def _finding(
+    kind: str, robot: str | None, certificate: str | None, **values: t.Any
+) -> dict[str, t.Any]:
+    spec = KINDS[kind]
+    return {
+        "severity": spec["severity"],
+        "kind": kind,
+        "robot": robot,
+        "certificate": certificate,
+        "title": spec["title"],
+        "message": spec["message"].format(**values),
+        "action": spec["action"].format(**values),
+    }
+
+
+def _expiry_findings(
+    facts: dict[str, t.Any],
+    *,
+    role: str,
+    robot: str | None,
+    now: datetime.datetime,
+    warn_days: int,
+) -> list[dict[str, t.Any]]:
+    not_after = parse_time(facts.get("not_after"))
+    if not_after is None:
+        return []
+    days = days_between(now, not_after)
+    values = {
+        "label": ROLE_LABELS[role],
+        "date": not_after.date().isoformat(),
+        "warn_days": warn_days,
+        "purpose": _PURPOSE.get(role, ""),
+    }
+    prefix = "ca" if role == "ca" else "cert"
+    if not_after <= now:
+        return [_finding(f"{prefix}_expired", robot, role, days=-days, **values)]
+    if days < warn_days:
+        return [_finding(f"{prefix}_expiring", robot, role, days=days, **values)]
+    return []
+
+
+def certificate_status(
+    facts: dict[str, t.Any] | None, *, now: datetime.datetime, warn_days: int
+) -> str:
+    """One word for a certificate on the timeline: ok, expiring, expired or missing."""
+    if not facts or not facts.get("present"):
+        return "missing"
+    not_after = parse_time(facts.get("not_after"))
+    if not_after is None:
+        return "missing"
+    if not_after <= now:
+        return "expired"
+    if days_between(now, not_after) < warn_days:
+        return "expiring"
+    return "ok"
+
+
+def _ca_findings(
+    ca: dict[str, t.Any] | None,
+    servicenow: dict[str, t.Any],
+    *,
+    now: datetime.datetime,
+    warn_days: int,
+) -> list[dict[str, t.Any]]:
+    if not ca or not ca.get("present"):
+        reason = (ca or {}).get("error") or "no CA path given"
+        return [_finding("ca_file_missing", None, "ca", reason=reason)]
+    findings = _expiry_findings(ca, role="ca", robot=None, now=now, warn_days=warn_days)
+    if not servicenow.get("collected"):
+        return findings
+    records = [r for r in servicenow.get("cas", []) if _same_certificate(r, ca)]
+    if not records:
+        return findings + [
+            _finding(
+                "ca_not_registered",
+                None,
+                "ca",
+                subject=ca.get("subject") or ca.get("thumbprint"),
+            )
+        ]
+    # Several records for one CA happen after a re-registration; the best one decides.
+    usable = [
+        r for r in records if r.get("active") and r.get("publish_status") == "exists"
+    ]
+    if usable:
+        return findings
+    active = [r for r in records if r.get("active")]
+    if not active:
+        return findings + [
+            _finding("ca_inactive", None, "ca", record=_record_name(records[0]))
+        ]
+    record = active[0]
+    return findings + [
+        _finding(
+            "ca_not_published",
+            None,
+            "ca",
+            record=_record_name(record),
+            status=record.get("publish_status") or "unknown",
+        )
+    ]
+
+
+def _record_name(record: dict[str, t.Any]) -> str:
+    name = record.get("name") or ""
+    sys_id = record.get("sys_id") or ""
+    if name and sys_id:
+        return f"'{name}' ({sys_id})"
+    return f"'{name or sys_id or 'unnamed'}'"
+
+
+def _same_certificate(record: dict[str, t.Any], facts: dict[str, t.Any]) -> bool:
+    """Does a ServiceNow record describe the certificate FACTS? Thumbprint first, else subject, issuer and expiry."""
+    mine = normalise_thumbprint(facts.get("thumbprint"))
+    theirs = normalise_thumbprint(record.get("thumbprint"))
+    if mine and theirs:
+        return mine == theirs
+    if not record.get("subject") or not record.get("valid_to"):
+        return False
+    same_expiry = parse_time(record.get("valid_to")) == parse_time(
+        facts.get("not_after")
+    )
+    same_names = _dn_key(record.get("subject")) == _dn_key(facts.get("subject"))
+    issuer_known = record.get("issuer") and facts.get("issuer")
+    same_issuer = not issuer_known or _dn_key(record.get("issuer")) == _dn_key(
+        facts.get("issuer")
+    )
+    return bool(same_expiry and same_names and same_issuer)
+
+
+def _dn_key(value: t.Any) -> tuple[str, ...]:
+    """Order- and spacing-insensitive form of a distinguished name (RFC 4514 or 'CN=x, O=y')."""
+    if not value:
+        return ()
+    parts = [
+        p.strip().lower() for p in str(value).replace(";", ",").split(",") if p.strip()
+    ]
+    return tuple(sorted("=".join(s.strip() for s in p.split("=", 1)) for p in parts))
+
+
+def _mapping_findings(
+    robot: dict[str, t.Any], servicenow: dict[str, t.Any]
+) -> list[dict[str, t.Any]]:
+    name = robot["name"]
+    client = robot.get("client") or {}
+    if not servicenow.get("collected") or not client.get("present"):
+        return []
+    user = robot.get("snow_user")
+    if not user:
+        return [_finding("snow_user_unknown", name, "client")]
+    mappings = [
+        m
+        for m in servicenow.get("mappings", [])
+        if str(m.get("user_name", "")).lower() == str(user).lower()
+    ]
+    if not mappings:
+        return [_finding("mapping_missing", name, "client", snow_user=user)]
+    matching = [m for m in mappings if _same_certificate(m, client)]
+    if not matching:
+        return [
+            _finding(
+                "mapping_other_certificate",
+                name,
+                "client",
+                snow_user=user,
+                count=len(mappings),
+                thumbprint=client.get("thumbprint"),
+            )
+        ]
+    if not any(m.get("active") for m in matching):
+        return [
+            _finding(
+                "mapping_inactive",
+                name,
+                "client",
+                snow_user=user,
+                record=_record_name(matching[0]),
+            )
+        ]
+    return []
+
+
+def _windows_findings(robot: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    name = robot["name"]
+    windows = robot.get("windows") or {}
+    status = windows.get("status")
+    if status == "unreachable":
+        return [
+            _finding(
+                "host_unreachable",
+                name,
+                None,
+                reason=windows.get("message") or "unreachable",
+            )
+        ]
+    if status == "failed":
+        reason = windows.get("message") or "no reason given"
+        return [_finding("host_check_failed", name, None, reason=reason)]
+    if status != "checked":
+        return []
+    findings: list[dict[str, t.Any]] = []
+    for role in ROLES:
+        facts = robot.get(role) or {}
+        if not facts.get("present"):
+            continue
+        findings += _installed_findings(robot, role, facts, windows)
+    return findings
+
+
+def _installed_findings(
+    robot: dict[str, t.Any],
+    role: str,
+    facts: dict[str, t.Any],
+    windows: dict[str, t.Any],
+) -> list[dict[str, t.Any]]:
+    name = robot["name"]
+    wanted = normalise_thumbprint(facts.get("thumbprint"))
+    store_certs = [c for c in windows.get("certificates", []) if c.get("role") == role]
+    store = (
+        "LocalMachine\\My" if role == "client" else "the robot user's CurrentUser\\My"
+    )
+    values = {"label": ROLE_LABELS[role], "thumbprint": wanted, "store": store}
+    installed = [
+        c for c in store_certs if normalise_thumbprint(c.get("thumbprint")) == wanted
+    ]
+    if not installed:
+        # Only certificates with this robot's subject count as "a different one": stores hold unrelated ones.
+        mine = _dn_key(facts.get("subject"))
+        others = sorted(
+            {
+                normalise_thumbprint(c.get("thumbprint")) or "?"
+                for c in store_certs
+                if _dn_key(c.get("subject")) == mine
+            }
+        )
+        if others:
+            return [
+                _finding(
+                    "windows_cert_differs",
+                    name,
+                    role,
+                    found=", ".join(others),
+                    **values,
+                )
+            ]
+        return [_finding("windows_cert_missing", name, role, **values)]
+    cert = installed[0]
+    if cert.get("has_private_key") is False:
+        return [_finding("windows_key_missing", name, role, **values)]
+    if role != "client":
+        return []
+    return _acl_findings(name, robot.get("windows_account"), cert.get("key_acl"))
+
+
+def access_of(entries: t.Any, account: str | None) -> dict[str, bool] | None:
+    """What ACL ENTRIES give ACCOUNT explicitly: {'read': bool, 'full_control': bool}, None if unknown.
+
+    Matches the account by name (DOMAIN\\user or user, case-insensitive) or SID; group membership does not
+    count, as for the key ACL module (REFERENCE 4).
+    """
+    if entries is None or not account:
+        return None
+    wanted = _account_key(account)
+    mask = 0
+    for entry in entries:
+        if str(entry.get("type") or "allow").lower() != "allow":
+            continue
+        names = [
+            _account_key(entry.get(k))
+            for k in ("account", "identity", "sid", "name")
+            if entry.get(k)
+        ]
+        if any(_same_account(wanted, name) for name in names):
+            mask |= _entry_mask(entry)
+    mask = _map_generic(mask)
+    return {
+        "read": mask & READ_MASK == READ_MASK
+        or mask & FULL_CONTROL_MASK == FULL_CONTROL_MASK,
+        "full_control": mask & FULL_CONTROL_MASK == FULL_CONTROL_MASK,
+    }
+
+
+def _account_key(value: t.Any) -> str:
+    text = str(value or "").strip().lower()
+    return text[2:] if text.startswith(".\\") else text
+
+
+def _same_account(left: str, right: str) -> bool:
+    # A bare user name matches DOMAIN\user; two different domains never match.
+    if left == right:
+        return True
+    if "\\" in left and "\\" in right:
+        return False
+    return left.rsplit("\\", 1)[-1] == right.rsplit("\\", 1)[-1]
+
+
+def _entry_mask(entry: dict[str, t.Any]) -> int:
+    raw = entry.get("mask", entry.get("access_mask"))
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            return int(raw, 0)
+        except ValueError:
+            pass
+    rights = entry.get("rights") or []
+    if isinstance(rights, str):
+        rights = [r.strip() for r in rights.split(",")]
+    words = {str(r).replace(" ", "").lower() for r in rights}
+    if words & {"fullcontrol", "genericall"}:
+        return FULL_CONTROL_MASK
+    if words & {"read", "genericread"}:
+        return READ_MASK
+    return 0
+
+
+def _map_generic(mask: int) -> int:
+    # GENERIC_ALL and GENERIC_READ on a key mean certlm's Full control and Read.
+    if mask & _GENERIC_ALL:
+        mask |= FULL_CONTROL_MASK
+    if mask & _GENERIC_READ:
+        mask |= READ_MASK
+    return mask
+
+
+def _acl_findings(
+    name: str, account: str | None, entries: t.Any
+) -> list[dict[str, t.Any]]:
+    access = access_of(entries, account)
+    if access is None:
+        return []
+    if access["full_control"]:
+        return [_finding("key_acl_full_control", name, "client", account=account)]
+    if not access["read"]:
+        return [_finding("key_acl_no_read", name, "client", account=account)]
+    return []
+
+
+def sort_findings(findings: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Most severe first; fleet-wide (CA, ServiceNow) before per-robot; then robot and kind, for stable output."""
+    order = list(KINDS)
+    return sorted(
+        findings,
+        key=lambda f: (
+            SEVERITY_RANK[f["severity"]],
+            f["robot"] is not None,
+            f["robot"] or "",
+            order.index(f["kind"]),
+            f["certificate"] or "",
+        ),
+    )
+
+
+def build_report(
+    *,
+    robots: list[dict[str, t.Any]],
+    ca: dict[str, t.Any] | None,
+    servicenow: dict[str, t.Any] | None,
+    now: datetime.datetime,
+    warn_days: int,
+    title: str = "Robot certificate audit",
+) -> dict[str, t.Any]:
+    """The report document: summary, CA, robots (with their findings' count) and every finding, sorted."""
+    if warn_days < 0:
+        raise CertificateError(
+            f"warn_days {warn_days} is negative; give the number of days before expiry to warn, for example 30"
+        )
+    names = [r["name"] for r in robots]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CertificateError(
+            f"robot names must be unique; {', '.join(duplicates)} appear more than once"
+        )
+    snow = servicenow or {"collected": False, "error": "no ServiceNow facts were given"}
+
+    findings = _ca_findings(ca, snow, now=now, warn_days=warn_days)
+    if not snow.get("collected"):
+        findings.append(
+            _finding(
+                "servicenow_unavailable",
+                None,
+                None,
+                reason=snow.get("error") or "not collected",
+            )
+        )
+    robot_rows = []
+    for robot in sorted(robots, key=lambda r: r["name"]):
+        own: list[dict[str, t.Any]] = []
+        for role in ROLES:
+            facts = robot.get(role)
+            if facts and facts.get("present"):
+                own += _expiry_findings(
+                    facts, role=role, robot=robot["name"], now=now, warn_days=warn_days
+                )
+            else:
+                reason = (facts or {}).get("error") or "no path given"
+                own.append(
+                    _finding(
+                        "cert_file_missing",
+                        robot["name"],
+                        role,
+                        label=ROLE_LABELS[role],
+                        reason=reason,
+                    )
+                )
+        own += _mapping_findings(robot, snow)
+        own += _windows_findings(robot)
+        findings += own
+        robot_rows.append(_robot_row(robot, own, snow, now=now, warn_days=warn_days))
+
+    findings = sort_findings(findings)
+    counts = {s: sum(1 for f in findings if f["severity"] == s) for s in SEVERITIES}
+    fleet_problem = any(
+        f["robot"] is None and f["severity"] == "error" for f in findings
+    )
+    summary = {
+        "robots": len(robot_rows),
+        "robots_ok": sum(1 for r in robot_rows if not r["problems"]),
+        "robots_with_problems": sum(1 for r in robot_rows if r["problems"]),
+        "findings": counts,
+        "fleet_problems": sum(1 for f in findings if f["robot"] is None),
+        "status": "error"
+        if counts["error"]
+        else ("warning" if counts["warning"] else "ok"),
+        "fleet_blocked": fleet_problem,
+        "expiring": sum(
+            1 for f in findings if f["kind"] in ("cert_expiring", "ca_expiring")
+        ),
+        "expired": sum(
+            1 for f in findings if f["kind"] in ("cert_expired", "ca_expired")
+        ),
+        "unreachable": sum(
+            1
+            for f in findings
+            if f["kind"] in ("host_unreachable", "host_check_failed")
+        ),
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "title": title,
+        "now": iso(now),
+        "warn_days": warn_days,
+        "summary": summary,
+        "ca": _cert_row(ca, now=now, warn_days=warn_days),
+        "servicenow": {
+            "collected": bool(snow.get("collected")),
+            "error": snow.get("error"),
+        },
+        "robots": robot_rows,
+        "findings": findings,
+    }
+
+
+def _cert_row(
+    facts: dict[str, t.Any] | None, *, now: datetime.datetime, warn_days: int
+) -> dict[str, t.Any]:
+    facts = facts or {}
+    not_after = parse_time(facts.get("not_after"))
+    row = {
+        key: facts.get(key)
+        for key in (
+            "path",
+            "subject",
+            "issuer",
+            "serial",
+            "thumbprint",
+            "not_before",
+            "not_after",
+        )
+    }
+    row["status"] = certificate_status(facts, now=now, warn_days=warn_days)
+    row["days_left"] = days_between(now, not_after) if not_after else None
+    return row
+
+
+def _robot_row(
+    robot: dict[str, t.Any],
+    own: list[dict[str, t.Any]],
+    snow: dict[str, t.Any],
+    *,
+    now: datetime.datetime,
+    warn_days: int,
+) -> dict[str, t.Any]:
+    windows = robot.get("windows") or {}
+    kinds = {f["kind"] for f in own}
+    if not snow.get("collected"):
+        mapping = "not checked"
+    elif kinds & {
+        "mapping_missing",
+        "mapping_other_certificate",
+        "mapping_inactive",
+        "snow_user_unknown",
+    }:
+        mapping = "problem"
+    elif (robot.get("client") or {}).get("present"):
+        mapping = "ok"
+    else:
+        mapping = "not checked"
+    return {
+        "name": robot["name"],
+        "snow_user": robot.get("snow_user"),
+        "windows_account": robot.get("windows_account"),
+        "certificates": {
+            role: _cert_row(robot.get(role), now=now, warn_days=warn_days)
+            for role in ROLES
+        },
+        "servicenow_mapping": mapping,
+        "windows": {
+            "status": windows.get("status") or "not_collected",
+            "message": windows.get("message"),
+        },
+        "problems": len(own),
+        "worst": min(
+            (f["severity"] for f in own), key=SEVERITY_RANK.__getitem__, default="ok"
+        ),
+    }
+
+
+def render_json(report: dict[str, t.Any]) -> bytes:
+    """Stable bytes for the document: sorted keys, two-space indent, trailing newline."""
+    return (
+        json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode("utf-8")
+
+
+# Inputs from other modules' returns ---------------------------------------------------------
+
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "robots": {
+        "type": "list",
+        "elements": "dict",
+        "required": True,
+        "options": {
+            "name": {"type": "str", "required": True},
+            "snow_user": {"type": "str"},
+            "windows_account": {"type": "str"},
+            "client_cert_path": {"type": "path"},
+            "code_signing_cert_path": {"type": "path"},
+            "windows_host": {"type": "bool", "default": True},
+            "windows_facts": {"type": "raw"},
+        },
+    },
+    "ca_cert_path": {"type": "path"},
+    "servicenow_facts": {"type": "raw"},
+    "warn_days": {"type": "int", "default": 30},
+    "now": {"type": "str"},
+    "json_path": {"type": "path"},
+    "html_path": {"type": "path"},
+    "title": {"type": "str", "default": "Robot certificate audit"},
+}
+
+
+def _truthy(value: t.Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "1", "yes", "active")
+
+
+def _reference_name(record: dict[str, t.Any]) -> str | None:
+    """The user_name of a mapping's user, whichever way the instance returned the reference."""
+    for key in ("user_name", "user.user_name"):
+        if record.get(key):
+            return str(record[key])
+    user = record.get("user")
+    if isinstance(user, dict):
+        return user.get("user_name") or user.get("display_value")
+    return str(user) if user else None
+
+
+def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
+    """ServiceNow facts from a registered snowrpa.robot_certs.snow_cert_info result."""
+    if not isinstance(result, dict) or not result:
+        return {"collected": False, "error": "snow_cert_info was not run"}
+    if result.get("skipped"):
+        return {"collected": False, "error": "snow_cert_info was skipped"}
+    if result.get("failed") or result.get("unreachable"):
+        return {
+            "collected": False,
+            "error": str(result.get("msg") or "snow_cert_info failed"),
+        }
+    cas = result.get("ca_certificates", result.get("cas")) or []
+    users = result.get("user_certificates", result.get("mappings")) or []
+    return {
+        "collected": True,
+        "error": None,
+        "cas": [
+            {
+                "sys_id": r.get("sys_id"),
+                "name": r.get("name"),
+                "active": _truthy(r.get("active")),
+                "publish_status": str(r.get("publish_status") or "").lower() or None,
+                "thumbprint": r.get("thumbprint"),
+                "subject": r.get("subject"),
+                "issuer": r.get("issuer"),
+                "valid_to": r.get("valid_to"),
+            }
+            for r in cas
+        ],
+        "mappings": [
+            {
+                "sys_id": r.get("sys_id"),
+                "name": r.get("name"),
+                "user_name": _reference_name(r),
+                "active": _truthy(r.get("active")),
+                "thumbprint": r.get("thumbprint"),
+                "subject": r.get("subject"),
+                "issuer": r.get("issuer"),
+                "valid_to": r.get("valid_to"),
+            }
+            for r in users
+        ],
+    }
+
+
+def _store_role(cert: dict[str, t.Any]) -> str | None:
+    location = str(cert.get("store_location") or "").lower()
+    name = str(cert.get("store_name") or "my").lower()
+    if name != "my":
+        return None
+    return {"localmachine": "client", "currentuser": "code_signing"}.get(location)
+
+
+def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
+    """Windows facts of one robot from its registered snowrpa.robot_certs.win_cert_info result."""
+    if not windows_host:
+        return {
+            "status": "skipped",
+            "message": "the robot is declared without a Windows host",
+        }
+    if not isinstance(result, dict) or not result or result.get("skipped"):
+        return {"status": "not_collected", "message": None}
+    message = str(result.get("msg") or "").strip().splitlines()
+    if result.get("unreachable"):
+        return {
+            "status": "unreachable",
+            "message": message[0] if message else "host unreachable",
+        }
+    if result.get("failed"):
+        return {
+            "status": "failed",
+            "message": message[0] if message else "win_cert_info failed",
+        }
+    certificates = []
+    for cert in result.get("certificates") or []:
+        key = (
+            cert.get("private_key") if isinstance(cert.get("private_key"), dict) else {}
+        )
+        certificates.append(
+            {
+                "role": cert.get("role") or _store_role(cert),
+                "thumbprint": normalise_thumbprint(cert.get("thumbprint")),
+                "subject": cert.get("subject"),
+                "has_private_key": key.get("usable", cert.get("has_private_key")),
+                "key_acl": key.get("acl", cert.get("key_acl")),
+            }
+        )
+    return {"status": "checked", "message": None, "certificates": certificates}
+
+
+def collect(params: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The report document for the module options PARAMS; reads the controller's certificate files."""
+    robots = []
+    for robot in params["robots"]:
+        robots.append(
+            {
+                "name": robot["name"],
+                "snow_user": robot.get("snow_user"),
+                "windows_account": robot.get("windows_account"),
+                "client": load_certificate(
+                    robot.get("client_cert_path"), what="client certificate"
+                ),
+                "code_signing": load_certificate(
+                    robot.get("code_signing_cert_path"), what="code-signing certificate"
+                ),
+                "windows": windows_from_info(
+                    robot.get("windows_facts"),
+                    windows_host=robot.get("windows_host", True),
+                ),
+            }
+        )
+    ca = load_certificate(params.get("ca_cert_path"), what="CA certificate")
+    return build_report(
+        robots=robots,
+        ca=ca,
+        servicenow=servicenow_from_info(params.get("servicenow_facts")),
+        now=parse_now(params.get("now")),
+        warn_days=params.get("warn_days", 30),
+        title=params.get("title") or "Robot certificate audit",
+    )
+
+
+def run(params: dict[str, t.Any], *, check_mode: bool) -> dict[str, t.Any]:
+    """Build the report, write the JSON and HTML files that differ (not in check mode), return the result."""
+    # Imported here: the HTML renderer imports this file for its date helpers.
+    from ansible_collections.snowrpa.robot_certs.plugins.module_utils._report_html import (
+        render_html,
+    )
+
+    report = collect(params)
+    outputs = {"json_path": render_json(report), "html_path": render_html(report)}
+    writes = [
+        PlannedWrite(params[key], data, PUBLIC_MODE)
+        for key, data in outputs.items()
+        if params.get(key)
+    ]
+    names = {params[key]: key for key in outputs if params.get(key)}
+    if len(names) != len(writes):
+        raise CertificateError(
+            "json_path and html_path are the same file; give each report its own path"
+        )
+    for write in writes:
+        check_writable(write.path, what=names[write.path])
+    current = {w.path: read_optional(w.path, what=names[w.path]) for w in writes}
+    pending = [
+        w for w in writes if needs_write(w.path, w.data, w.mode, current[w.path])
+    ]
+    if pending and not check_mode:
+        apply_writes(writes, current, what=names)
+
+    diff: dict[str, t.Any] = {}
+    if params.get("json_path"):
+        before = current[params["json_path"]]
+        diff = {
+            "before_header": params["json_path"],
+            "after_header": params["json_path"],
+            "before": before.decode("utf-8", "replace") if before else "",
+            "after": outputs["json_path"].decode("utf-8"),
+        }
+    return {
+        "changed": bool(pending),
+        "report": report,
+        "summary": report["summary"],
+        "findings": report["findings"],
+        "json_path": params.get("json_path"),
+        "html_path": params.get("html_path"),
+        "diff": diff,
+    }
+
+
+__all__ = (
+    "ARGUMENT_SPEC",
+    "FULL_CONTROL_MASK",
+    "KINDS",
+    "READ_MASK",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "SEVERITIES",
+    "WINDOWS_STATES",
+    "access_of",
+    "build_report",
+    "collect",
+    "certificate_status",
+    "days_between",
+    "iso",
+    "load_certificate",
+    "normalise_thumbprint",
+    "parse_now",
+    "parse_time",
+    "render_json",
+    "run",
+    "servicenow_from_info",
+    "sort_findings",
+    "windows_from_info",
+)

@@ -1,0 +1,523 @@
+"""The fleet audit findings: one seeded problem of each kind, from real certificate files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _report
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+)
+
+NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
+DAY = datetime.timedelta(days=1)
+
+
+class Pki:
+    """Writes a robot CA and leaves issued by it, as PEM files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Robot CA")])
+        self.ca_path = self.write(
+            "ca", self.ca_name, self.ca_name, NOW - 100 * DAY, NOW + 3000 * DAY
+        )
+
+    def write(
+        self,
+        stem: str,
+        subject: x509.Name,
+        issuer: x509.Name,
+        not_before: datetime.datetime,
+        not_after: datetime.datetime,
+    ) -> str:
+        key = (
+            self.ca_key
+            if subject == issuer
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        path = self.folder / f"{stem}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+    def leaf(self, stem: str, *, days_left: int, cn: str | None = None) -> str:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or stem)])
+        return self.write(
+            stem, subject, self.ca_name, NOW - 300 * DAY, NOW + days_left * DAY
+        )
+
+
+def openssl_facts(path: str) -> dict[str, str]:
+    """Thumbprint and expiry as openssl reports them, to check our reading of the file."""
+    out = subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-in",
+            path,
+            "-noout",
+            "-fingerprint",
+            "-sha1",
+            "-enddate",
+            "-dateopt",
+            "iso_8601",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = dict(line.split("=", 1) for line in out.splitlines())
+    thumb = next(v for k, v in fields.items() if "Fingerprint" in k)
+    return {
+        "thumbprint": thumb.replace(":", ""),
+        "not_after": fields["notAfter"].replace(" ", "T"),
+    }
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+def robot(
+    pki: Pki, name: str, *, client_days: int = 300, signing_days: int = 300
+) -> dict[str, t.Any]:
+    return {
+        "name": name,
+        "snow_user": f"svc.{name}",
+        "windows_account": f"CORP\\svc-{name}",
+        "client": _report.load_certificate(
+            pki.leaf(f"{name}-client", days_left=client_days, cn=name),
+            what="client certificate",
+        ),
+        "code_signing": _report.load_certificate(
+            pki.leaf(f"{name}-sign", days_left=signing_days, cn=f"{name} code signing"),
+            what="code-signing certificate",
+        ),
+        "windows": {"status": "skipped"},
+    }
+
+
+def installed(
+    entry: dict[str, t.Any], *, acl: list[dict[str, t.Any]] | None = None
+) -> dict[str, t.Any]:
+    """Windows facts where both certificates are installed and the account has Read."""
+    account = entry["windows_account"]
+    return {
+        "status": "checked",
+        "certificates": [
+            {
+                "role": "client",
+                "thumbprint": entry["client"].get("thumbprint"),
+                "subject": entry["client"].get("subject"),
+                "has_private_key": True,
+                "key_acl": acl
+                if acl is not None
+                else [
+                    {"account": account, "rights": ["Read"]},
+                    {"account": "NT AUTHORITY\\SYSTEM", "rights": ["FullControl"]},
+                ],
+            },
+            {
+                "role": "code_signing",
+                "thumbprint": entry["code_signing"]["thumbprint"],
+                "subject": entry["code_signing"]["subject"],
+                "has_private_key": True,
+            },
+        ],
+    }
+
+
+def healthy_snow(
+    ca: dict[str, t.Any], robots: list[dict[str, t.Any]]
+) -> dict[str, t.Any]:
+    return {
+        "collected": True,
+        "cas": [
+            {
+                "sys_id": "c" * 32,
+                "name": "Robot CA",
+                "active": True,
+                "publish_status": "exists",
+                "thumbprint": ca["thumbprint"],
+            }
+        ],
+        "mappings": [
+            {
+                "sys_id": f"{i:032x}",
+                "name": r["name"],
+                "user_name": r["snow_user"],
+                "active": True,
+                "thumbprint": r["client"].get("thumbprint"),
+            }
+            for i, r in enumerate(robots)
+        ],
+    }
+
+
+def kinds(report: dict[str, t.Any]) -> list[tuple[str | None, str]]:
+    return [(f["robot"], f["kind"]) for f in report["findings"]]
+
+
+def test_certificate_facts_agree_with_openssl(pki: Pki) -> None:
+    path = pki.leaf("robot01", days_left=42)
+
+    facts = _report.load_certificate(path, what="client certificate")
+
+    expected = openssl_facts(path)
+    assert facts["present"] is True
+    assert facts["thumbprint"] == expected["thumbprint"]
+    assert facts["not_after"] == expected["not_after"]
+    assert facts["subject"] == "CN=robot01"
+
+
+def test_healthy_fleet_has_no_findings(pki: Pki) -> None:
+    robots = [robot(pki, "robot01"), robot(pki, "robot02")]
+    for entry in robots:
+        entry["windows"] = installed(entry)
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+
+    report = _report.build_report(
+        robots=robots, ca=ca, servicenow=healthy_snow(ca, robots), now=NOW, warn_days=30
+    )
+
+    assert report["findings"] == []
+    assert report["summary"]["status"] == "ok"
+    assert report["summary"]["robots_ok"] == 2
+    assert [r["servicenow_mapping"] for r in report["robots"]] == ["ok", "ok"]
+
+
+def test_every_kind_of_problem_is_found(pki: Pki, tmp_path: Path) -> None:
+    ok = robot(pki, "robot01")
+    expiring = robot(pki, "robot02", client_days=10)
+    expired = robot(pki, "robot03", signing_days=-3)
+    no_mapping = robot(pki, "robot04")
+    inactive = robot(pki, "robot05")
+    other_cert = robot(pki, "robot06")
+    no_read = robot(pki, "robot07")
+    full_control = robot(pki, "robot08")
+    differs = robot(pki, "robot09")
+    not_installed = robot(pki, "robot10")
+    unreachable = robot(pki, "robot11")
+    missing_file = robot(pki, "robot12")
+    missing_file["client"] = _report.load_certificate(
+        str(tmp_path / "gone.pem"), what="client certificate"
+    )
+    robots = [
+        ok,
+        expiring,
+        expired,
+        no_mapping,
+        inactive,
+        other_cert,
+        no_read,
+        full_control,
+        differs,
+        not_installed,
+        unreachable,
+        missing_file,
+    ]
+    for entry in robots:
+        entry["windows"] = installed(entry)
+    no_read["windows"] = installed(
+        no_read, acl=[{"account": "BUILTIN\\Administrators", "rights": ["FullControl"]}]
+    )
+    full_control["windows"] = installed(
+        full_control, acl=[{"account": "svc-robot08", "mask": "0xD01F01FF"}]
+    )
+    replaced = robot(pki, "robot09-old", client_days=200)
+    differs["windows"]["certificates"][0].update(
+        thumbprint=replaced["client"]["thumbprint"], subject="CN=robot09"
+    )
+    not_installed["windows"]["certificates"] = [
+        {"role": "client", "thumbprint": "AB" * 20, "subject": "CN=winrm.example"}
+    ]
+    unreachable["windows"] = _report.windows_from_info(
+        {
+            "unreachable": True,
+            "msg": "ntlm: HTTPConnectionPool(host='robot11', port=5985): timed out\nmore",
+        },
+        windows_host=True,
+    )
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+    snow = healthy_snow(ca, robots)
+    snow["mappings"] = [m for m in snow["mappings"] if m["user_name"] != "svc.robot04"]
+    next(m for m in snow["mappings"] if m["user_name"] == "svc.robot05")["active"] = (
+        False
+    )
+    next(m for m in snow["mappings"] if m["user_name"] == "svc.robot06")[
+        "thumbprint"
+    ] = "CD" * 20
+    snow["cas"][0]["publish_status"] = "pending"
+
+    report = _report.build_report(
+        robots=robots, ca=ca, servicenow=snow, now=NOW, warn_days=30
+    )
+
+    assert kinds(report) == [
+        (None, "ca_not_published"),
+        ("robot03", "cert_expired"),
+        ("robot04", "mapping_missing"),
+        ("robot05", "mapping_inactive"),
+        ("robot06", "mapping_other_certificate"),
+        ("robot07", "key_acl_no_read"),
+        ("robot09", "windows_cert_differs"),
+        ("robot10", "windows_cert_missing"),
+        ("robot10", "windows_cert_missing"),
+        ("robot11", "host_unreachable"),
+        ("robot12", "cert_file_missing"),
+        ("robot02", "cert_expiring"),
+        ("robot08", "key_acl_full_control"),
+    ]
+    by_kind = {f["kind"]: f for f in report["findings"]}
+    assert (
+        by_kind["cert_expiring"]["message"]
+        == f"The client certificate expires on {(NOW + 10 * DAY).date()}, in 10 days (warning window: 30 days)."
+    )
+    assert "3 days ago" in by_kind["cert_expired"]["message"]
+    assert "'svc.robot04'" in by_kind["mapping_missing"]["message"]
+    assert "publish status 'pending'" in by_kind["ca_not_published"]["message"]
+    assert (
+        replaced["client"]["thumbprint"] in by_kind["windows_cert_differs"]["message"]
+    )
+    assert (
+        "timed out" in by_kind["host_unreachable"]["message"]
+        and "more" not in by_kind["host_unreachable"]["message"]
+    )
+    assert "does not exist" in by_kind["cert_file_missing"]["message"]
+    assert all(f["action"] and f["title"] for f in report["findings"])
+    summary = report["summary"]
+    assert summary["findings"] == {"error": 11, "warning": 2, "info": 0}
+    assert (
+        summary["robots"],
+        summary["robots_ok"],
+        summary["expiring"],
+        summary["expired"],
+        summary["unreachable"],
+    ) == (12, 1, 1, 1, 1)
+    assert summary["fleet_blocked"] is True
+
+
+def test_ca_problems(pki: Pki) -> None:
+    robots = [robot(pki, "robot01")]
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+    snow = healthy_snow(ca, robots)
+
+    snow["cas"][0]["active"] = False
+    inactive = _report.build_report(
+        robots=robots, ca=ca, servicenow=snow, now=NOW, warn_days=30
+    )
+    snow["cas"] = []
+    absent = _report.build_report(
+        robots=robots, ca=ca, servicenow=snow, now=NOW, warn_days=30
+    )
+    late = _report.build_report(
+        robots=robots,
+        ca=ca,
+        servicenow=healthy_snow(ca, robots),
+        now=NOW + 2990 * DAY,
+        warn_days=30,
+    )
+
+    assert kinds(inactive) == [(None, "ca_inactive")]
+    assert kinds(absent) == [(None, "ca_not_registered")]
+    assert (None, "ca_expiring") in kinds(late)
+    assert ("robot01", "cert_expired") in kinds(late)
+
+
+def test_servicenow_records_without_thumbprint_match_by_subject_issuer_and_expiry(
+    pki: Pki,
+) -> None:
+    entry = robot(pki, "robot01")
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+    stamp = entry["client"]["not_after"].replace("T", " ").rstrip("Z")
+    info = {
+        "ca_certificates": [
+            {
+                "name": "Robot CA",
+                "active": "true",
+                "publish_status": "exists",
+                "subject": "CN=Robot CA",
+                "valid_to": ca["not_after"].replace("T", " ").rstrip("Z"),
+            }
+        ],
+        "user_certificates": [
+            {
+                "name": "robot01",
+                "user": {"value": "a" * 32, "display_value": "svc.robot01"},
+                "active": "true",
+                "subject": "CN=robot01",
+                "issuer": "CN=Robot CA",
+                "valid_to": stamp,
+            }
+        ],
+    }
+
+    report = _report.build_report(
+        robots=[entry],
+        ca=ca,
+        servicenow=_report.servicenow_from_info(info),
+        now=NOW,
+        warn_days=30,
+    )
+
+    assert report["findings"] == []
+
+
+def test_acl_rules() -> None:
+    assert _report.access_of(
+        [{"account": "CORP\\svc", "mask": _report.READ_MASK}], "corp\\SVC"
+    ) == {"read": True, "full_control": False}
+    assert _report.access_of(
+        [{"account": "svc", "rights": "GenericAll"}], "CORP\\svc"
+    ) == {"read": True, "full_control": True}
+    # Another domain's account of the same name, and deny entries, give nothing.
+    assert _report.access_of(
+        [{"account": "OTHER\\svc", "rights": ["Read"]}], "CORP\\svc"
+    ) == {"read": False, "full_control": False}
+    assert _report.access_of(
+        [{"account": "CORP\\svc", "rights": ["Read"], "type": "deny"}], "CORP\\svc"
+    ) == {"read": False, "full_control": False}
+    assert _report.access_of(None, "CORP\\svc") is None
+
+
+def test_windows_facts_states() -> None:
+    assert (
+        _report.windows_from_info({"certificates": []}, windows_host=False)["status"]
+        == "skipped"
+    )
+    assert (
+        _report.windows_from_info(None, windows_host=True)["status"] == "not_collected"
+    )
+    assert (
+        _report.windows_from_info({"skipped": True}, windows_host=True)["status"]
+        == "not_collected"
+    )
+    failed = _report.windows_from_info(
+        {"failed": True, "msg": "become is required"}, windows_host=True
+    )
+    assert failed == {"status": "failed", "message": "become is required"}
+    checked = _report.windows_from_info(
+        {
+            "certificates": [
+                {
+                    "store_location": "LocalMachine",
+                    "store_name": "My",
+                    "thumbprint": "ab:cd",
+                }
+            ]
+        },
+        windows_host=True,
+    )
+    assert checked["certificates"][0]["role"] == "client"
+    assert checked["certificates"][0]["thumbprint"] == "ABCD"
+
+
+def test_bad_input_is_one_clear_error(pki: Pki) -> None:
+    entry = robot(pki, "robot01")
+
+    with pytest.raises(CertificateError, match="robot01 appear more than once"):
+        _report.build_report(
+            robots=[entry, dict(entry)], ca=None, servicenow=None, now=NOW, warn_days=30
+        )
+    with pytest.raises(CertificateError, match="warn_days -1 is negative"):
+        _report.build_report(
+            robots=[entry], ca=None, servicenow=None, now=NOW, warn_days=-1
+        )
+    with pytest.raises(CertificateError, match="'yesterday' is not an ISO 8601 date"):
+        _report.parse_now("yesterday")
+
+
+def test_report_date_defaults_to_the_day() -> None:
+    moment = datetime.datetime(2026, 6, 1, 17, 45, 3, tzinfo=datetime.UTC)
+
+    assert _report.parse_now(None, default=moment) == datetime.datetime(
+        2026, 6, 1, tzinfo=datetime.UTC
+    )
+    assert _report.parse_now("2026-06-01T12:00:00+02:00") == datetime.datetime(
+        2026, 6, 1, 10, tzinfo=datetime.UTC
+    )
+
+
+def params(pki: Pki, tmp_path: Path) -> dict[str, t.Any]:
+    return {
+        "robots": [
+            {
+                "name": "robot01",
+                "snow_user": "svc.robot01",
+                "windows_account": "CORP\\svc-robot01",
+                "client_cert_path": pki.leaf(
+                    "robot01-client", days_left=12, cn="robot01"
+                ),
+                "code_signing_cert_path": pki.leaf("robot01-sign", days_left=200),
+                "windows_host": False,
+                "windows_facts": None,
+            }
+        ],
+        "ca_cert_path": pki.ca_path,
+        "servicenow_facts": {"failed": True, "msg": "HTTP Error 401: Unauthorized"},
+        "warn_days": 30,
+        "now": NOW.isoformat(),
+        "json_path": str(tmp_path / "out" / "report.json"),
+        "html_path": str(tmp_path / "out" / "report.html"),
+        "title": "Robot certificate audit",
+    }
+
+
+def test_run_writes_once_and_check_mode_writes_nothing(
+    pki: Pki, tmp_path: Path
+) -> None:
+    options = params(pki, tmp_path)
+
+    planned = _report.run(options, check_mode=True)
+    assert planned["changed"] is True
+    assert not (tmp_path / "out").exists()
+
+    first = _report.run(options, check_mode=False)
+    written = (tmp_path / "out" / "report.json").read_bytes()
+    stamp = os.stat(tmp_path / "out" / "report.json").st_mtime_ns
+    second = _report.run(options, check_mode=False)
+
+    assert first["changed"] is True and second["changed"] is False
+    assert os.stat(tmp_path / "out" / "report.json").st_mtime_ns == stamp
+    assert oct(os.stat(tmp_path / "out" / "report.html").st_mode & 0o777) == "0o644"
+    document = json.loads(written)
+    assert [f["kind"] for f in document["findings"]] == [
+        "servicenow_unavailable",
+        "cert_expiring",
+    ]
+    assert "401" in document["findings"][0]["message"]
+    assert second["diff"]["before"] == second["diff"]["after"]
+
+
+def test_run_refuses_one_path_for_both(pki: Pki, tmp_path: Path) -> None:
+    options = params(pki, tmp_path)
+    options["html_path"] = options["json_path"]
+
+    with pytest.raises(
+        CertificateError, match="json_path and html_path are the same file"
+    ):
+        _report.run(options, check_mode=False)
+    assert not (tmp_path / "out").exists()
