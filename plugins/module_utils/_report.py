@@ -44,11 +44,19 @@ ROLE_LABELS = {
 # Windows facts states; "skipped" is a robot declared without a Windows host.
 WINDOWS_STATES = ("checked", "unreachable", "failed", "skipped", "not_collected")
 
-# certlm's "Manage Private Keys" masks (REFERENCE 4); a generic right maps onto these.
+# certlm's "Manage Private Keys" masks (REFERENCE 4), and the specific rights they come to once generic
+# bits are mapped, as win_key_acl and win_cert_info map them (plugins/module_utils/_RobotCertKeyAcl.psm1).
 READ_MASK = 0x80120089
 FULL_CONTROL_MASK = 0xD01F01FF
-_GENERIC_READ = 0x80000000
-_GENERIC_ALL = 0x10000000
+_NORMAL_READ = 0x00120089
+_NORMAL_FULL = 0x001F01FF
+_GENERIC_MAP = (
+    (0x80000000, 0x00120089),
+    (0x40000000, 0x00120116),
+    (0x20000000, 0x001200A0),
+    (0x10000000, 0x001F01FF),
+)
+_RIGHTS_MASK = {"read": READ_MASK, "full_control": FULL_CONTROL_MASK}
 
 # One entry per kind of problem: severity, the sentence template and what to do.
 KINDS: dict[str, dict[str, str]] = {
@@ -385,9 +393,10 @@ def _record_name(record: dict[str, t.Any]) -> str:
 def _same_certificate(record: dict[str, t.Any], facts: dict[str, t.Any]) -> bool:
     """Does a ServiceNow record describe the certificate FACTS? Thumbprint first, else subject, issuer and expiry."""
     mine = normalise_thumbprint(facts.get("thumbprint"))
-    theirs = normalise_thumbprint(record.get("thumbprint"))
+    listed = [record.get("thumbprint"), *(record.get("thumbprints") or [])]
+    theirs = {normalise_thumbprint(value) for value in listed if value}
     if mine and theirs:
-        return mine == theirs
+        return mine in theirs
     if not record.get("subject") or not record.get("valid_to"):
         return False
     same_expiry = parse_time(record.get("valid_to")) == parse_time(
@@ -409,6 +418,13 @@ def _dn_key(value: t.Any) -> tuple[str, ...]:
         p.strip().lower() for p in str(value).replace(";", ",").split(",") if p.strip()
     ]
     return tuple(sorted("=".join(s.strip() for s in p.split("=", 1)) for p in parts))
+
+
+def _common_name(value: t.Any) -> str | None:
+    for part in _dn_key(value):
+        if part.startswith("cn="):
+            return part[3:]
+    return None
 
 
 def _mapping_findings(
@@ -497,13 +513,14 @@ def _installed_findings(
         c for c in store_certs if normalise_thumbprint(c.get("thumbprint")) == wanted
     ]
     if not installed:
-        # Only certificates with this robot's subject count as "a different one": stores hold unrelated ones.
-        mine = _dn_key(facts.get("subject"))
+        # Only certificates with this robot's common name count as "a different one": stores hold others too.
+        # The CN alone is compared because Windows and OpenSSL write the rest of a DN differently.
+        mine = _common_name(facts.get("subject"))
         others = sorted(
             {
                 normalise_thumbprint(c.get("thumbprint")) or "?"
                 for c in store_certs
-                if _dn_key(c.get("subject")) == mine
+                if mine and _common_name(c.get("subject")) == mine
             }
         )
         if others:
@@ -528,8 +545,8 @@ def _installed_findings(
 def access_of(entries: t.Any, account: str | None) -> dict[str, bool] | None:
     """What ACL ENTRIES give ACCOUNT explicitly: {'read': bool, 'full_control': bool}, None if unknown.
 
-    Matches the account by name (DOMAIN\\user or user, case-insensitive) or SID; group membership does not
-    count, as for the key ACL module (REFERENCE 4).
+    Matches the account by name (DOMAIN\\user or user, case-insensitive) or SID; deny entries and group
+    membership do not count, as for the key ACL module (REFERENCE 4).
     """
     if entries is None or not account:
         return None
@@ -538,18 +555,12 @@ def access_of(entries: t.Any, account: str | None) -> dict[str, bool] | None:
     for entry in entries:
         if str(entry.get("type") or "allow").lower() != "allow":
             continue
-        names = [
-            _account_key(entry.get(k))
-            for k in ("account", "identity", "sid", "name")
-            if entry.get(k)
-        ]
+        names = [_account_key(entry.get(k)) for k in ("account", "sid") if entry.get(k)]
         if any(_same_account(wanted, name) for name in names):
-            mask |= _entry_mask(entry)
-    mask = _map_generic(mask)
+            mask |= normal_mask(_entry_mask(entry))
     return {
-        "read": mask & READ_MASK == READ_MASK
-        or mask & FULL_CONTROL_MASK == FULL_CONTROL_MASK,
-        "full_control": mask & FULL_CONTROL_MASK == FULL_CONTROL_MASK,
+        "read": mask & _NORMAL_READ == _NORMAL_READ,
+        "full_control": mask & _NORMAL_FULL == _NORMAL_FULL,
     }
 
 
@@ -568,7 +579,8 @@ def _same_account(left: str, right: str) -> bool:
 
 
 def _entry_mask(entry: dict[str, t.Any]) -> int:
-    raw = entry.get("mask", entry.get("access_mask"))
+    """The access mask of one ACE: its C(mask) (int or hex string), else its C(rights) name."""
+    raw = entry.get("mask")
     if isinstance(raw, int):
         return raw
     if isinstance(raw, str) and raw.strip():
@@ -576,24 +588,16 @@ def _entry_mask(entry: dict[str, t.Any]) -> int:
             return int(raw, 0)
         except ValueError:
             pass
-    rights = entry.get("rights") or []
-    if isinstance(rights, str):
-        rights = [r.strip() for r in rights.split(",")]
-    words = {str(r).replace(" ", "").lower() for r in rights}
-    if words & {"fullcontrol", "genericall"}:
-        return FULL_CONTROL_MASK
-    if words & {"read", "genericread"}:
-        return READ_MASK
-    return 0
+    return _RIGHTS_MASK.get(str(entry.get("rights") or "").lower(), 0)
 
 
-def _map_generic(mask: int) -> int:
-    # GENERIC_ALL and GENERIC_READ on a key mean certlm's Full control and Read.
-    if mask & _GENERIC_ALL:
-        mask |= FULL_CONTROL_MASK
-    if mask & _GENERIC_READ:
-        mask |= READ_MASK
-    return mask
+def normal_mask(mask: int) -> int:
+    """MASK with its generic bits replaced by the specific key rights they grant."""
+    normal = mask & 0x0FFFFFFF
+    for generic, specific in _GENERIC_MAP:
+        if mask & generic:
+            normal |= specific
+    return normal
 
 
 def _acl_findings(
@@ -829,17 +833,6 @@ def _truthy(value: t.Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes", "active")
 
 
-def _reference_name(record: dict[str, t.Any]) -> str | None:
-    """The user_name of a mapping's user, whichever way the instance returned the reference."""
-    for key in ("user_name", "user.user_name"):
-        if record.get(key):
-            return str(record[key])
-    user = record.get("user")
-    if isinstance(user, dict):
-        return user.get("user_name") or user.get("display_value")
-    return str(user) if user else None
-
-
 def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
     """ServiceNow facts from a registered snowrpa.robot_certs.snow_cert_info result."""
     if not isinstance(result, dict) or not result:
@@ -851,8 +844,8 @@ def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
             "collected": False,
             "error": str(result.get("msg") or "snow_cert_info failed"),
         }
-    cas = result.get("ca_certificates", result.get("cas")) or []
-    users = result.get("user_certificates", result.get("mappings")) or []
+    cas = result.get("cas") or []
+    users = result.get("mappings") or []
     return {
         "collected": True,
         "error": None,
@@ -862,6 +855,12 @@ def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
                 "name": r.get("name"),
                 "active": _truthy(r.get("active")),
                 "publish_status": str(r.get("publish_status") or "").lower() or None,
+                # A CA record may hold the whole chain; any of its certificates can be ours.
+                "thumbprints": [
+                    c.get("thumbprint")
+                    for c in r.get("certificates") or []
+                    if c.get("thumbprint")
+                ],
                 "thumbprint": r.get("thumbprint"),
                 "subject": r.get("subject"),
                 "issuer": r.get("issuer"),
@@ -873,7 +872,7 @@ def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
             {
                 "sys_id": r.get("sys_id"),
                 "name": r.get("name"),
-                "user_name": _reference_name(r),
+                "user_name": r.get("user_name"),
                 "active": _truthy(r.get("active")),
                 "thumbprint": r.get("thumbprint"),
                 "subject": r.get("subject"),
@@ -885,48 +884,51 @@ def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
     }
 
 
-def _store_role(cert: dict[str, t.Any]) -> str | None:
-    location = str(cert.get("store_location") or "").lower()
-    name = str(cert.get("store_name") or "my").lower()
-    if name != "my":
-        return None
-    return {"localmachine": "client", "currentuser": "code_signing"}.get(location)
+def _store_role(store: t.Any) -> str | None:
+    """Which robot certificate a store holds: LocalMachine\\My the client one, CurrentUser\\My code signing."""
+    return {"localmachine\\my": "client", "currentuser\\my": "code_signing"}.get(
+        str(store or "").lower()
+    )
 
 
 def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
-    """Windows facts of one robot from its registered snowrpa.robot_certs.win_cert_info result."""
+    """Windows facts of one robot from its registered win_cert_info result, or a list of them (one per store).
+
+    The worst outcome wins: one unreachable run makes the host unreachable, one failed run a failed check.
+    """
     if not windows_host:
         return {
             "status": "skipped",
             "message": "the robot is declared without a Windows host",
         }
-    if not isinstance(result, dict) or not result or result.get("skipped"):
+    runs = result if isinstance(result, list) else [result]
+    ran = [r for r in runs if isinstance(r, dict) and r and not r.get("skipped")]
+    if not ran:
         return {"status": "not_collected", "message": None}
-    message = str(result.get("msg") or "").strip().splitlines()
-    if result.get("unreachable"):
-        return {
-            "status": "unreachable",
-            "message": message[0] if message else "host unreachable",
-        }
-    if result.get("failed"):
-        return {
-            "status": "failed",
-            "message": message[0] if message else "win_cert_info failed",
-        }
+    for state, flag, fallback in (
+        ("unreachable", "unreachable", "host unreachable"),
+        ("failed", "failed", "win_cert_info failed"),
+    ):
+        bad = [r for r in ran if r.get(flag)]
+        if bad:
+            lines = str(bad[0].get("msg") or "").strip().splitlines()
+            return {"status": state, "message": lines[0] if lines else fallback}
     certificates = []
-    for cert in result.get("certificates") or []:
-        key = (
-            cert.get("private_key") if isinstance(cert.get("private_key"), dict) else {}
-        )
-        certificates.append(
-            {
-                "role": cert.get("role") or _store_role(cert),
-                "thumbprint": normalise_thumbprint(cert.get("thumbprint")),
-                "subject": cert.get("subject"),
-                "has_private_key": key.get("usable", cert.get("has_private_key")),
-                "key_acl": key.get("acl", cert.get("key_acl")),
-            }
-        )
+    for run_result in ran:
+        role = _store_role(run_result.get("store"))
+        for cert in run_result.get("certificates") or []:
+            certificates.append(
+                {
+                    "role": cert.get("role") or role,
+                    "thumbprint": normalise_thumbprint(cert.get("thumbprint")),
+                    "subject": cert.get("subject"),
+                    # HasPrivateKey only says a key property exists; key_usable says the key opens (REFERENCE 4).
+                    "has_private_key": cert.get(
+                        "key_usable", cert.get("has_private_key")
+                    ),
+                    "key_acl": cert.get("key_acl"),
+                }
+            )
     return {"status": "checked", "message": None, "certificates": certificates}
 
 
@@ -1026,6 +1028,7 @@ __all__ = (
     "days_between",
     "iso",
     "load_certificate",
+    "normal_mask",
     "normalise_thumbprint",
     "parse_now",
     "parse_time",

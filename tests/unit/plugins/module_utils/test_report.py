@@ -120,34 +120,67 @@ def robot(
     }
 
 
+def ace(account: str, rights: str, mask: str, kind: str = "allow") -> dict[str, t.Any]:
+    """One key ACL entry as win_cert_info returns it."""
+    return {
+        "sid": "S-1-5-21-1-2-3-1001",
+        "account": account,
+        "type": kind,
+        "rights": rights,
+        "mask": mask,
+        "inherited": False,
+    }
+
+
+def win_cert_info_results(
+    entry: dict[str, t.Any], *, acl: list[dict[str, t.Any]] | None = None
+) -> list[dict[str, t.Any]]:
+    """The two win_cert_info results of a robot whose certificates are installed (machine store, then user store)."""
+    default_acl = [
+        ace(entry["windows_account"], "read", "0x80120089"),
+        ace("NT AUTHORITY\\SYSTEM", "full_control", "0xD01F01FF"),
+    ]
+    client = entry["client"]
+    signing = entry["code_signing"]
+    return [
+        {
+            "changed": False,
+            "store": "LocalMachine\\My",
+            "exists": True,
+            "certificates": [
+                {
+                    "thumbprint": client.get("thumbprint"),
+                    "subject": client.get("subject"),
+                    "has_private_key": True,
+                    "key_usable": True,
+                    "key_acl": default_acl if acl is None else acl,
+                }
+            ],
+        },
+        {
+            "changed": False,
+            "store": "CurrentUser\\My",
+            "exists": True,
+            "certificates": [
+                {
+                    "thumbprint": signing["thumbprint"],
+                    "subject": signing["subject"],
+                    "has_private_key": True,
+                    "key_usable": True,
+                    "key_acl": None,
+                }
+            ],
+        },
+    ]
+
+
 def installed(
     entry: dict[str, t.Any], *, acl: list[dict[str, t.Any]] | None = None
 ) -> dict[str, t.Any]:
     """Windows facts where both certificates are installed and the account has Read."""
-    account = entry["windows_account"]
-    return {
-        "status": "checked",
-        "certificates": [
-            {
-                "role": "client",
-                "thumbprint": entry["client"].get("thumbprint"),
-                "subject": entry["client"].get("subject"),
-                "has_private_key": True,
-                "key_acl": acl
-                if acl is not None
-                else [
-                    {"account": account, "rights": ["Read"]},
-                    {"account": "NT AUTHORITY\\SYSTEM", "rights": ["FullControl"]},
-                ],
-            },
-            {
-                "role": "code_signing",
-                "thumbprint": entry["code_signing"]["thumbprint"],
-                "subject": entry["code_signing"]["subject"],
-                "has_private_key": True,
-            },
-        ],
-    }
+    return _report.windows_from_info(
+        win_cert_info_results(entry, acl=acl), windows_host=True
+    )
 
 
 def healthy_snow(
@@ -354,7 +387,7 @@ def test_servicenow_records_without_thumbprint_match_by_subject_issuer_and_expir
     ca = _report.load_certificate(pki.ca_path, what="CA certificate")
     stamp = entry["client"]["not_after"].replace("T", " ").rstrip("Z")
     info = {
-        "ca_certificates": [
+        "cas": [
             {
                 "name": "Robot CA",
                 "active": "true",
@@ -363,10 +396,10 @@ def test_servicenow_records_without_thumbprint_match_by_subject_issuer_and_expir
                 "valid_to": ca["not_after"].replace("T", " ").rstrip("Z"),
             }
         ],
-        "user_certificates": [
+        "mappings": [
             {
                 "name": "robot01",
-                "user": {"value": "a" * 32, "display_value": "svc.robot01"},
+                "user_name": "svc.robot01",
                 "active": "true",
                 "subject": "CN=robot01",
                 "issuer": "CN=Robot CA",
@@ -387,52 +420,127 @@ def test_servicenow_records_without_thumbprint_match_by_subject_issuer_and_expir
 
 
 def test_acl_rules() -> None:
-    assert _report.access_of(
-        [{"account": "CORP\\svc", "mask": _report.READ_MASK}], "corp\\SVC"
-    ) == {"read": True, "full_control": False}
-    assert _report.access_of(
-        [{"account": "svc", "rights": "GenericAll"}], "CORP\\svc"
-    ) == {"read": True, "full_control": True}
+    read, full = (
+        {"read": True, "full_control": False},
+        {"read": True, "full_control": True},
+    )
+    nothing = {"read": False, "full_control": False}
+
+    assert (
+        _report.access_of([ace("CORP\\svc", "read", "0x80120089")], "corp\\SVC") == read
+    )
+    # Generic bits count as the rights they map to; without a mask the rights name decides.
+    assert (
+        _report.access_of([ace("svc", "full_control", "0x10000000")], "CORP\\svc")
+        == full
+    )
+    assert (
+        _report.access_of([ace("CORP\\svc", "full_control", "0x001F01FF")], "CORP\\svc")
+        == full
+    )
+    assert (
+        _report.access_of([{"account": "CORP\\svc", "rights": "read"}], "CORP\\svc")
+        == read
+    )
+    # Two entries for the account add up; a special right alone is not Read.
+    assert (
+        _report.access_of([ace("CORP\\svc", "special", "0x00020000")], "CORP\\svc")
+        == nothing
+    )
+    assert (
+        _report.access_of(
+            [
+                ace("CORP\\svc", "special", "0x00020000"),
+                ace("CORP\\svc", "special", "0x00100089"),
+            ],
+            "CORP\\svc",
+        )
+        == read
+    )
     # Another domain's account of the same name, and deny entries, give nothing.
-    assert _report.access_of(
-        [{"account": "OTHER\\svc", "rights": ["Read"]}], "CORP\\svc"
-    ) == {"read": False, "full_control": False}
-    assert _report.access_of(
-        [{"account": "CORP\\svc", "rights": ["Read"], "type": "deny"}], "CORP\\svc"
-    ) == {"read": False, "full_control": False}
+    assert (
+        _report.access_of([ace("OTHER\\svc", "read", "0x80120089")], "CORP\\svc")
+        == nothing
+    )
+    assert (
+        _report.access_of([ace("CORP\\svc", "read", "0x80120089", "deny")], "CORP\\svc")
+        == nothing
+    )
     assert _report.access_of(None, "CORP\\svc") is None
 
 
-def test_windows_facts_states() -> None:
+def test_windows_facts_states(pki: Pki) -> None:
+    entry = robot(pki, "robot01")
+    machine, user = win_cert_info_results(entry)
+
     assert (
-        _report.windows_from_info({"certificates": []}, windows_host=False)["status"]
+        _report.windows_from_info([machine, user], windows_host=False)["status"]
         == "skipped"
     )
     assert (
         _report.windows_from_info(None, windows_host=True)["status"] == "not_collected"
     )
     assert (
-        _report.windows_from_info({"skipped": True}, windows_host=True)["status"]
+        _report.windows_from_info(
+            [{"skipped": True}, {"skipped": True}], windows_host=True
+        )["status"]
         == "not_collected"
     )
     failed = _report.windows_from_info(
-        {"failed": True, "msg": "become is required"}, windows_host=True
-    )
-    assert failed == {"status": "failed", "message": "become is required"}
-    checked = _report.windows_from_info(
-        {
-            "certificates": [
-                {
-                    "store_location": "LocalMachine",
-                    "store_name": "My",
-                    "thumbprint": "ab:cd",
-                }
-            ]
-        },
+        [machine, {"failed": True, "msg": "become is required\ntrace"}],
         windows_host=True,
     )
-    assert checked["certificates"][0]["role"] == "client"
-    assert checked["certificates"][0]["thumbprint"] == "ABCD"
+    assert failed == {"status": "failed", "message": "become is required"}
+    gone = _report.windows_from_info(
+        [{"unreachable": True, "msg": "timed out"}, {"skipped": True}],
+        windows_host=True,
+    )
+    assert gone == {"status": "unreachable", "message": "timed out"}
+    checked = _report.windows_from_info([machine, user], windows_host=True)
+    assert [(c["role"], c["thumbprint"]) for c in checked["certificates"]] == [
+        ("client", entry["client"]["thumbprint"]),
+        ("code_signing", entry["code_signing"]["thumbprint"]),
+    ]
+
+
+def test_certificate_without_a_usable_key_on_the_robot(pki: Pki) -> None:
+    entry = robot(pki, "robot01")
+    machine, user = win_cert_info_results(entry)
+    machine["certificates"][0].update(has_private_key=True, key_usable=False)
+    entry["windows"] = _report.windows_from_info([machine, user], windows_host=True)
+
+    report = _report.build_report(
+        robots=[entry], ca=None, servicenow=None, now=NOW, warn_days=30
+    )
+
+    assert ("robot01", "windows_key_missing") in kinds(report)
+
+
+def test_ca_record_holding_the_chain_matches_by_any_certificate(pki: Pki) -> None:
+    entry = robot(pki, "robot01")
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+    record = {
+        "name": "Robot CA",
+        "active": True,
+        "publish_status": "exists",
+        "thumbprint": "EF" * 20,
+        "certificates": [{"thumbprint": "EF" * 20}, {"thumbprint": ca["thumbprint"]}],
+    }
+    mapping = {
+        "name": "robot01",
+        "user_name": "svc.robot01",
+        "active": True,
+        "thumbprint": entry["client"]["thumbprint"],
+    }
+
+    snow = _report.servicenow_from_info(
+        {"changed": False, "cas": [record], "mappings": [mapping]}
+    )
+    report = _report.build_report(
+        robots=[entry], ca=ca, servicenow=snow, now=NOW, warn_days=30
+    )
+
+    assert report["findings"] == []
 
 
 def test_bad_input_is_one_clear_error(pki: Pki) -> None:
