@@ -214,11 +214,10 @@ class Instance:
     # Authentication.
     def roles_of(self, user_sys_id: str) -> set[str]:
         names = set()
-        for link in self.store.all("sys_user_has_role"):
-            if link.get("user") == user_sys_id:
-                role = self.store.get("sys_user_role", link.get("role", ""))
-                if role:
-                    names.add(role["name"])
+        for link in self.store.where("sys_user_has_role", user=user_sys_id):
+            role = self.store.get("sys_user_role", link.get("role", ""))
+            if role:
+                names.add(role["name"])
         return names
 
     def _caller(self, user: Record | None) -> Caller | None:
@@ -478,11 +477,7 @@ class Instance:
 
     # Attachment API.
     def _attachments_of(self, table: str, sys_id: str) -> list[Record]:
-        return [
-            a
-            for a in self.store.all("sys_attachment")
-            if a["table_name"] == table and a["table_sys_id"] == sys_id
-        ]
+        return self.store.where("sys_attachment", table_name=table, table_sys_id=sys_id)
 
     def _latest_attachment(self, table: str, sys_id: str) -> Record | None:
         found = self._attachments_of(table, sys_id)

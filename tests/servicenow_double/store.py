@@ -105,8 +105,21 @@ class Store:
         )
         return json.loads(rows[0][0]) if rows else None
 
+    def where(self, table: str, **equals: str) -> list[Record]:
+        """Records whose fields equal the given values, found by SQLite's JSON functions."""
+        conditions = "".join(" AND json_extract(data, ?) = ?" for _ in equals)
+        args: list[str] = [table]
+        for name, value in equals.items():
+            args += [f"$.{name}", value]
+        rows = self._rows(
+            f"SELECT data FROM records WHERE tbl=?{conditions} ORDER BY seq",
+            tuple(args),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     def find(self, table: str, field: str, value: str) -> Record | None:
-        return next((r for r in self.all(table) if r.get(field) == value), None)
+        found = self.where(table, **{field: value})
+        return found[0] if found else None
 
     def insert(self, table: str, data: Record, user: str = "system") -> Record:
         now = stamp()
