@@ -471,8 +471,8 @@ Function Format-RobotCertKeyError {
     }
     if ($inner -is [SnowRpa.RobotCerts.KeyAcl.KeyAccessException]) {
         if ($inner.Reason -eq 'missing') {
-            return ("key missing: the certificate $Thumbprint in $Store has no usable private key ($($inner.Message)); " +
-                "import it again with its key")
+            return ("key missing: the certificate $Thumbprint in $Store has no usable private key " +
+                "($($inner.Message)); import it again with its key")
         }
         if ($inner.Reason -eq 'denied') {
             return ("access denied: $identity may not read or change the private key of $Thumbprint in $Store " +

@@ -1,0 +1,441 @@
+"""PowerShell sources checked without PowerShell: syntax through tree-sitter-powershell, and each
+module's $spec against its DOCUMENTATION (replacing validate-modules' pwsh-based check here)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import typing as t
+from pathlib import Path
+
+import pytest
+import tree_sitter_powershell
+import yaml
+from tree_sitter import Language, Node, Parser
+
+REPO = Path(__file__).resolve().parents[4]
+PLUGINS = REPO / "plugins"
+PS_FILES = sorted([*PLUGINS.rglob("*.ps1"), *PLUGINS.rglob("*.psm1")])
+PS_MODULES = sorted((PLUGINS / "modules").glob("*.ps1"))
+PARSER = Parser(Language(tree_sitter_powershell.language()))
+
+# Options whose values are secrets must be no_log; DOCUMENTATION has no no_log key, so the rule is by name.
+SECRET_NAME = re.compile(r"passphrase|password|secret|token|_content$")
+VALUE_TYPES = {
+    "hash_literal_expression",
+    "array_expression",
+    "array_literal_expression",
+    "expression_with_unary_operator",
+    "string_literal",
+    "variable",
+    "decimal_integer_literal",
+    "hexadecimal_integer_literal",
+}
+
+
+class SpecError(ValueError):
+    """The $spec holds something that is not a literal."""
+
+
+def parse_errors(source: bytes) -> list[str]:
+    """ERROR and MISSING nodes of SOURCE, as 'line:col text' strings."""
+    tree = PARSER.parse(source)
+    found: list[str] = []
+
+    def walk(node: Node) -> None:
+        if node.type == "ERROR" or node.is_missing:
+            text = source[node.start_byte : node.end_byte][:60].decode(
+                "utf-8", "replace"
+            )
+            found.append(
+                f"{node.start_point[0] + 1}:{node.start_point[1] + 1} {node.type} {text!r}"
+            )
+        for child in node.children:
+            walk(child)
+
+    walk(tree.root_node)
+    return found
+
+
+def _text(node: Node, source: bytes) -> str:
+    return source[node.start_byte : node.end_byte].decode("utf-8")
+
+
+def _collapse(node: Node) -> Node:
+    while node.type not in VALUE_TYPES and len(node.named_children) == 1:
+        node = node.named_children[0]
+    return node
+
+
+def evaluate(node: Node, source: bytes) -> t.Any:
+    """The Python value of a PowerShell literal (hashtable, array, string, number, $true/$false/$null)."""
+    node = _collapse(node)
+    kind = node.type
+    if kind == "hash_literal_expression":
+        result: dict[str, t.Any] = {}
+        bodies = [c for c in node.named_children if c.type == "hash_literal_body"]
+        for entry in bodies[0].named_children if bodies else []:
+            if entry.type != "hash_entry":
+                continue
+            key = (
+                evaluate(entry.named_children[0], source)
+                if entry.named_children[0].type == "string_literal"
+                else None
+            )
+            if key is None:
+                key = _text(entry.named_children[0], source)
+            if key in result:
+                raise SpecError(f"duplicate key {key!r}")
+            result[key] = evaluate(entry.named_children[-1], source)
+        return result
+    if kind == "array_expression":
+        if not node.named_children:
+            return []
+        inner = evaluate(node.named_children[0], source)
+        return inner if isinstance(inner, list) else [inner]
+    if kind == "array_literal_expression":
+        items = [evaluate(child, source) for child in node.named_children]
+        # The grammar wraps every expression in this node; only commas make it an array.
+        return items if any(child.type == "," for child in node.children) else items[0]
+    if kind == "expression_with_unary_operator":
+        operator = _text(node.children[0], source)
+        operand = evaluate(node.named_children[-1], source)
+        if operator == ",":
+            return [operand]
+        if operator == "-" and isinstance(operand, int):
+            return -operand
+        raise SpecError(f"unsupported operator {operator!r}")
+    if kind == "string_literal":
+        text = _text(node, source)
+        if text.startswith("'"):
+            return text[1:-1].replace("''", "'")
+        if "$" in text or "`" in text:
+            raise SpecError(f"expandable string {text} is not a literal")
+        return text[1:-1]
+    if kind == "variable":
+        names = {"$true": True, "$false": False, "$null": None}
+        text = _text(node, source).lower()
+        if text not in names:
+            raise SpecError(f"variable {text} in $spec is not a literal")
+        return names[text]
+    if kind == "decimal_integer_literal":
+        return int(_text(node, source))
+    if kind == "hexadecimal_integer_literal":
+        return int(_text(node, source), 16)
+    raise SpecError(f"{kind} {_text(node, source)[:40]!r} is not a literal")
+
+
+def read_spec(source: bytes) -> dict[str, t.Any]:
+    """The value assigned to $spec at the top level of a module."""
+    tree = PARSER.parse(source)
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if (
+            node.type == "assignment_expression"
+            and _text(node.named_children[0], source).strip().lower() == "$spec"
+        ):
+            return evaluate(node.named_children[-1], source)
+        if node.type not in ("function_statement", "script_block"):
+            stack.extend(reversed(node.children))
+    raise SpecError("no $spec assignment found")
+
+
+def read_documentation(path: Path) -> dict[str, t.Any]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", None) == "DOCUMENTATION"
+        ):
+            return yaml.safe_load(node.value.value)
+    raise AssertionError(f"{path} has no DOCUMENTATION")
+
+
+def _normal(option: t.Mapping[str, t.Any], *, name: str, doc: bool) -> dict[str, t.Any]:
+    normal = {
+        "type": option.get("type", "str"),
+        "default": option.get("default"),
+        "choices": list(option["choices"])
+        if option.get("choices") is not None
+        else None,
+        "required": bool(option.get("required", False)),
+        "aliases": sorted(option.get("aliases") or []),
+        "elements": option.get("elements"),
+        "no_log": bool(SECRET_NAME.search(name))
+        if doc
+        else bool(option.get("no_log", False)),
+    }
+    return normal
+
+
+def compare_options(
+    spec_options: t.Mapping[str, t.Mapping[str, t.Any]],
+    doc_options: t.Mapping[str, t.Mapping[str, t.Any]],
+    *,
+    controller_only: t.Collection[str] = (),
+    what: str = "$spec",
+) -> list[str]:
+    """Differences between an argument spec and the documented options, one line each."""
+    problems: list[str] = []
+    for name, option in spec_options.items():
+        if name.startswith("_"):
+            # Internal options the action plugin fills in; they must stay out of the user docs and be hidden.
+            if name in doc_options:
+                problems.append(f"{what}: internal option {name} is documented")
+            continue
+        if name not in doc_options:
+            problems.append(f"{what}: option {name} is not documented")
+            continue
+        have = _normal(option, name=name, doc=False)
+        want = _normal(doc_options[name], name=name, doc=True)
+        for key in have:
+            if have[key] != want[key]:
+                problems.append(
+                    f"{what}: option {name} {key} is {have[key]!r}, documentation says {want[key]!r}"
+                )
+    for name in doc_options:
+        if name not in spec_options and name not in controller_only:
+            problems.append(f"{what}: documented option {name} is missing")
+    return problems
+
+
+def check_spec_rules(spec: t.Mapping[str, t.Any]) -> list[str]:
+    """Spec-level rules: check mode supported, option cross-references exist, no_log on secrets."""
+    problems: list[str] = []
+    options = spec.get("options") or {}
+    if spec.get("supports_check_mode") is not True:
+        problems.append("supports_check_mode is not $true")
+    for rule in ("mutually_exclusive", "required_together", "required_one_of"):
+        for group in spec.get(rule) or []:
+            problems += [
+                f"{rule} names unknown option {name}"
+                for name in group
+                if name not in options
+            ]
+    for entry in spec.get("required_if") or []:
+        names = [entry[0], *entry[2]]
+        problems += [
+            f"required_if names unknown option {name}"
+            for name in names
+            if name not in options
+        ]
+    for name, option in options.items():
+        if SECRET_NAME.search(name) and option.get("no_log") is not True:
+            problems.append(f"option {name} holds a secret but is not no_log")
+        if option.get("type") not in (
+            None,
+            "str",
+            "bool",
+            "int",
+            "list",
+            "dict",
+            "path",
+            "raw",
+            "float",
+        ):
+            problems.append(f"option {name} has unknown type {option.get('type')!r}")
+    return problems
+
+
+def _action_spec(module: str) -> dict[str, t.Any] | None:
+    """The argument spec of the module's action plugin, if it has one."""
+    if not (PLUGINS / "action" / f"{module}.py").exists():
+        return None
+    action = importlib.import_module(
+        f"ansible_collections.snowrpa.robot_certs.plugins.action.{module}"
+    )
+    return action.ARGUMENT_SPEC
+
+
+@pytest.mark.parametrize("path", PS_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_powershell_parses_without_errors(path: Path) -> None:
+    assert parse_errors(path.read_bytes()) == []
+
+
+@pytest.mark.parametrize("path", PS_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_powershell_layout(path: Path) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [n for n, line in enumerate(lines, 1) if len(line) > 120] == []
+    assert [n for n, line in enumerate(lines, 1) if "\t" in line] == []
+    assert [n for n, line in enumerate(lines, 1) if line != line.rstrip()] == []
+    # Braces on the same line: no line that is only an opening brace (inline C# here-strings aside).
+    script = re.sub(r"@'\n.*?\n'@", "", "\n".join(lines), flags=re.S)
+    assert [line for line in script.splitlines() if line.strip() == "{"] == []
+
+
+@pytest.mark.parametrize("path", PS_MODULES, ids=lambda p: p.name)
+def test_module_header_and_requires(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+
+    assert text.startswith("#!powershell\n")
+    assert "#AnsibleRequires -CSharpUtil Ansible.Basic" in text
+    assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec)" in text
+    for util in re.findall(
+        r"#AnsibleRequires -PowerShell \.\.module_utils\.(\S+)", text
+    ):
+        assert (PLUGINS / "module_utils" / f"{util}.psm1").exists(), util
+    assert (path.with_suffix(".py")).exists(), "doc-only .py beside the .ps1"
+
+
+@pytest.mark.parametrize("path", PS_MODULES, ids=lambda p: p.name)
+def test_spec_matches_documentation(path: Path) -> None:
+    spec = read_spec(path.read_bytes())
+    doc = read_documentation(path.with_suffix(".py"))
+    action = _action_spec(path.stem)
+
+    problems = check_spec_rules(spec)
+    if action is None:
+        problems += compare_options(spec["options"], doc["options"])
+    else:
+        # Options the action plugin consumes on the controller are documented but never reach the host.
+        controller_only = set(action) - set(spec["options"])
+        problems += compare_options(
+            spec["options"], doc["options"], controller_only=controller_only
+        )
+        problems += compare_options(action, doc["options"], what="action ARGUMENT_SPEC")
+
+    assert problems == []
+    assert doc["version_added"] == "0.1.0"
+    assert {"check_mode", "diff_mode", "idempotent"} <= set(doc["attributes"])
+    if action is not None:
+        assert "action" in doc["attributes"]
+
+
+def test_win_cert_import_sends_only_host_options() -> None:
+    """What the action plugin builds for the host is exactly what the PowerShell spec accepts."""
+    from ansible_collections.snowrpa.robot_certs.plugins.module_utils._win_import import (
+        build_module_args,
+    )
+
+    spec = read_spec((PLUGINS / "modules" / "win_cert_import.ps1").read_bytes())
+    params = {
+        "state": "absent",
+        "store_location": "LocalMachine",
+        "store_name": "My",
+        "key_storage": "auto",
+        "exportable": False,
+        "remove_superseded": False,
+        "key_readers": [],
+        "key_readers_exact": False,
+        "thumbprint": "A" * 40,
+    }
+    sent = build_module_args(None, params, pkcs12=None, passphrase=None)
+
+    assert set(sent) <= set(spec["options"])
+    assert {"_plan", "_pkcs12_content", "_pkcs12_passphrase"} <= set(spec["options"])
+    assert spec["options"]["_pkcs12_content"]["no_log"] is True
+    assert spec["options"]["_pkcs12_passphrase"]["no_log"] is True
+
+
+class TestTheCheckerCatches:
+    def test_a_syntax_error(self) -> None:
+        broken = b"$spec = @{ options = @{ a = @{ type = 'str' }\nFunction Get-X { param([string]$A) if ($A { } }\n"
+
+        assert parse_errors(broken) != []
+
+    def test_a_missing_brace_in_a_real_module(self) -> None:
+        source = (PLUGINS / "modules" / "win_key_acl.ps1").read_bytes()
+        broken = source.replace(
+            b"$module.Result.changed = $access.changed\n", b"if ($true) {\n", 1
+        )
+
+        assert parse_errors(broken) != []
+
+    def test_spec_values(self) -> None:
+        spec = read_spec(
+            b"$spec = @{\n    options = @{\n        a = @{ type = 'list'; elements = 'str'; default = @() }\n"
+            b"        b = @{ choices = 'x', \"y\"; default = 'x' }\n        c = @{ type = 'int'; default = -3 }\n    }\n"
+            b"    required_if = @(\n        , @('b', 'x', @('a'))\n    )\n    supports_check_mode = $true\n}\n"
+        )
+
+        assert spec == {
+            "options": {
+                "a": {"type": "list", "elements": "str", "default": []},
+                "b": {"choices": ["x", "y"], "default": "x"},
+                "c": {"type": "int", "default": -3},
+            },
+            "required_if": [["b", "x", ["a"]]],
+            "supports_check_mode": True,
+        }
+
+    def test_non_literal_spec(self) -> None:
+        with pytest.raises(SpecError, match="not a literal"):
+            read_spec(b"$spec = @{ options = @{ a = @{ default = $env:TEMP } } }")
+
+    @pytest.mark.parametrize(
+        ("change", "expected"),
+        [
+            (
+                {"store_name": {"type": "str", "default": "Root"}},
+                "option store_name default is 'Root', documentation says 'My'",
+            ),
+            (
+                {"rights": {"type": "str", "default": "read", "choices": ["read"]}},
+                "option rights choices",
+            ),
+            (
+                {"exact": {"type": "str", "default": False}},
+                "option exact type is 'str'",
+            ),
+            (
+                {"users": {"type": "list", "elements": "str"}},
+                "option users required is False",
+            ),
+            ({"extra": {"type": "str"}}, "option extra is not documented"),
+            (
+                {"thumbprint": {"type": "str", "required": True, "aliases": ["tp"]}},
+                "option thumbprint aliases",
+            ),
+        ],
+    )
+    def test_a_spec_doc_mismatch(self, change: dict[str, t.Any], expected: str) -> None:
+        spec = read_spec((PLUGINS / "modules" / "win_key_acl.ps1").read_bytes())
+        doc = read_documentation(PLUGINS / "modules" / "win_key_acl.py")
+        options = dict(spec["options"], **change)
+
+        problems = compare_options(options, doc["options"])
+
+        assert any(expected in problem for problem in problems), problems
+
+    def test_a_documented_option_missing_from_spec(self) -> None:
+        spec = read_spec((PLUGINS / "modules" / "win_cert_info.ps1").read_bytes())
+        doc = read_documentation(PLUGINS / "modules" / "win_cert_info.py")
+        options = {k: v for k, v in spec["options"].items() if k != "purpose"}
+
+        assert compare_options(options, doc["options"]) == [
+            "$spec: documented option purpose is missing"
+        ]
+
+    def test_a_secret_without_no_log(self) -> None:
+        spec = {
+            "options": {"pkcs12_passphrase": {"type": "str"}},
+            "supports_check_mode": True,
+        }
+
+        assert check_spec_rules(spec) == [
+            "option pkcs12_passphrase holds a secret but is not no_log"
+        ]
+
+    def test_no_log_mismatch_against_docs(self) -> None:
+        problems = compare_options(
+            {"key_passphrase": {"type": "str"}}, {"key_passphrase": {"type": "str"}}
+        )
+
+        assert problems == [
+            "$spec: option key_passphrase no_log is False, documentation says True"
+        ]
+
+    def test_check_mode_and_cross_references(self) -> None:
+        spec = {
+            "options": {"a": {}},
+            "required_if": [["a", "x", ["b"]]],
+            "mutually_exclusive": [["a", "c"]],
+        }
+
+        assert check_spec_rules(spec) == [
+            "supports_check_mode is not $true",
+            "mutually_exclusive names unknown option c",
+            "required_if names unknown option b",
+        ]
