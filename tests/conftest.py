@@ -18,6 +18,12 @@ CALLBACKS = REPO / "tests" / "integration" / "callback_plugins"
 
 # Unit tests import the collection as ansible_collections.snowrpa.robot_certs from the in-place link.
 sys.path.insert(0, str(REPO / ".collections"))
+# Tests are imported with --import-mode=importlib (test file names repeat across folders); shared
+# helpers of the integration tests are imported by plain name.
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+# The local ServiceNow test double's fixtures, for every test.
+from tests.servicenow_double.fixture import snow_instance, snow_instance_factory  # noqa: E402, F401
 
 
 @dataclasses.dataclass
