@@ -1,0 +1,725 @@
+"""`make bench`: the collection against its alternatives, measured side by side in one run.
+
+Three ways issue the same identities (bench/floor.py, bench/playbooks/community_crypto.yml,
+bench/playbooks/role.yml); each is timed on a first run and an unchanged re-run, and the no-op
+dispatch floor replays each playbook's task stream as `ansible.builtin.set_fact` tasks. Medians
+of repeated runs go to bench/results.md with the machine and versions, and a chart to
+bench/issue-time.png. Settings come from the environment (see scripts/bench.sh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+MAIN_BIN = REPO / ".venv" / "bin"
+COMMUNITY_BIN = BENCH / ".venv-community" / "bin"
+PASSPHRASE = "bench-pkcs12-passphrase"
+RECAP = re.compile(
+    r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+def env_ints(name: str, default: str) -> list[int]:
+    return [int(value) for value in os.environ.get(name, default).split()]
+
+
+@dataclasses.dataclass
+class Settings:
+    sizes: list[int]
+    key_types: list[str]
+    repeats: int
+    large: int
+    large_repeats: int
+    community_sizes: list[int]
+    community_key_types: list[str]
+    forks: int
+    work: Path
+
+    @classmethod
+    def from_env(cls, work: Path) -> Settings:
+        return cls(
+            sizes=env_ints("BENCH_SIZES", "20 100 500"),
+            key_types=os.environ.get("BENCH_KEY_TYPES", "rsa ecdsa").split(),
+            repeats=int(os.environ.get("BENCH_REPEATS", "3")),
+            large=int(os.environ.get("BENCH_LARGE", "500")),
+            large_repeats=int(os.environ.get("BENCH_LARGE_REPEATS", "1")),
+            community_sizes=env_ints("BENCH_COMMUNITY_SIZES", "0 20"),
+            community_key_types=os.environ.get(
+                "BENCH_COMMUNITY_KEY_TYPES", "rsa ecdsa"
+            ).split(),
+            forks=int(os.environ.get("BENCH_FORKS", "5")),
+            work=work,
+        )
+
+    def repeats_for(self, n: int) -> int:
+        return self.large_repeats if n >= self.large else self.repeats
+
+
+@dataclasses.dataclass
+class Timing:
+    way: str
+    key_type: str
+    n: int
+    phase: str
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def inventory(path: Path, n: int, python: Path) -> Path:
+    lines = ["[robots]"]
+    lines += [
+        f"robot-{i:04d} robot_snow_user=svc-robot-{i:04d}" for i in range(1, n + 1)
+    ]
+    lines += [
+        "",
+        "[robots:vars]",
+        "ansible_connection=local",
+        f"ansible_python_interpreter={python}",
+    ]
+    lines += [
+        "",
+        "[local]",
+        f"localhost ansible_connection=local ansible_python_interpreter={python}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def timed(
+    command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> tuple[float, str]:
+    run_env = dict(os.environ)
+    run_env.update(env or {})
+    for name in [
+        name
+        for name, value in run_env.items()
+        if value == "" and name.startswith("ANSIBLE_")
+    ]:
+        del run_env[name]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        command, capture_output=True, text=True, env=run_env, cwd=cwd, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise RuntimeError(
+            f"{' '.join(command[:2])} failed with rc {proc.returncode}:\n{tail}"
+        )
+    return elapsed, proc.stdout
+
+
+def recap_changed(stdout: str) -> dict[str, int]:
+    return {
+        host: int(changed)
+        for host, _ok, changed, _unreachable, _failed in RECAP.findall(stdout)
+    }
+
+
+class Playbook:
+    """One way of issuing, run with ansible-playbook from BIN; COLLECTIONS names its collection path."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        path: Path,
+        bin_dir: Path,
+        extra: dict[str, str],
+        config: Path | None,
+    ):
+        self.settings, self.name, self.path, self.bin_dir, self.extra, self.config = (
+            settings,
+            name,
+            path,
+            bin_dir,
+            extra,
+            config,
+        )
+
+    def env(self, stream: Path | None) -> dict[str, str]:
+        env = {
+            "ANSIBLE_FORKS": str(self.settings.forks),
+            "ANSIBLE_CALLBACK_PLUGINS": str(BENCH / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "task_stream" if stream else "",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_HOST_KEY_CHECKING": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "BENCH_TASK_STREAM": str(stream or ""),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        if self.config:
+            env["ANSIBLE_CONFIG"] = str(self.config)
+        else:
+            # The community venv must not see this checkout's ansible.cfg or collections: it runs in the
+            # work folder, with community.crypto from the `ansible` package in its own site-packages.
+            env["ANSIBLE_CONFIG"] = ""
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(self.settings.work / "no-collections")
+        return env
+
+    def run(
+        self,
+        playbook: Path,
+        inv: Path,
+        out: Path,
+        key_type: str,
+        stream: Path | None = None,
+    ) -> tuple[float, dict[str, int]]:
+        variables = {
+            "bench_out": str(out),
+            "bench_key_type": key_type,
+            "bench_pkcs12_passphrase": PASSPHRASE,
+        } | self.extra
+        command = [
+            str(self.bin_dir / "ansible-playbook"),
+            str(playbook),
+            "-i",
+            str(inv),
+            "-e",
+            json.dumps(variables),
+        ]
+        elapsed, stdout = timed(command, env=self.env(stream), cwd=self.settings.work)
+        return elapsed, recap_changed(stdout)
+
+
+def noop_playbook(stream: Path, target: Path) -> tuple[Path, int]:
+    """The no-op twin of a recorded run: same plays, same hosts, same tasks, loops and skips, all set_fact."""
+    data = json.loads(stream.read_text(encoding="utf-8"))
+    plays, dispatched = [], 0
+    for play in data["plays"]:
+        tasks = []
+        for index, task in enumerate(play["tasks"]):
+            hosts = task["hosts"].values()
+            if not hosts:
+                continue
+            noop: dict[str, t.Any] = {
+                "name": f"Dispatch task {index} ({task['action']})",
+                "ansible.builtin.set_fact": {"bench_noop": 1},
+            }
+            items = max(h["items"] for h in hosts)
+            if items:
+                noop["loop"] = f"{{{{ range({items}) | list }}}}"
+            if task["run_once"]:
+                noop["run_once"] = True
+            if sum(h["skipped"] for h in hosts) * 2 > len(hosts):
+                noop["when"] = False
+            dispatched += sum(max(h["items"], 1) for h in hosts)
+            tasks.append(noop)
+        plays.append(
+            {
+                "name": play["name"],
+                "hosts": play["hosts"],
+                "gather_facts": False,
+                "tasks": tasks,
+            }
+        )
+    target.write_text(json.dumps(plays, indent=1), encoding="utf-8")
+    return target, dispatched
+
+
+def expected_files(out: Path, n: int, names: list[str]) -> None:
+    """Fail the benchmark when a run did not produce every robot's files (a timed failure is no result)."""
+    missing = [
+        str(out / f"robot-{i:04d}" / name)
+        for i in range(1, n + 1)
+        for name in names
+        if not (out / f"robot-{i:04d}" / name).is_file()
+    ]
+    if missing:
+        raise RuntimeError(f"{len(missing)} expected files missing, first {missing[0]}")
+
+
+def verify_sample(out: Path, ca: Path, leaf: Path, p12: Path) -> None:
+    """Independent check of one robot's output with openssl."""
+    subprocess.run(
+        ["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(ca), str(leaf)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            str(p12),
+            "-passin",
+            f"pass:{PASSPHRASE}",
+            "-noout",
+            "-legacy",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+COMMUNITY_KEY_TYPE = {"rsa": "RSA", "ecdsa": "ECC"}
+ROLE_FILES = [
+    "client.key",
+    "client.crt",
+    "client.pem",
+    "client.p12",
+    "codesign.key",
+    "codesign.crt",
+    "codesign.pem",
+    "codesign.p12",
+]
+COMMUNITY_FILES = [
+    "client_auth.key",
+    "client_auth.crt",
+    "client_auth.p12",
+    "code_signing.key",
+    "code_signing.crt",
+    "code_signing.p12",
+]
+
+
+class Harness:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timings: dict[tuple[str, str, int, str], Timing] = {}
+        self.dispatched: dict[tuple[str, str, int], int] = {}
+        self.role = Playbook(
+            settings,
+            "role",
+            BENCH / "playbooks" / "role.yml",
+            MAIN_BIN,
+            {},
+            REPO / "ansible.cfg",
+        )
+        self.community = Playbook(
+            settings,
+            "community.crypto",
+            BENCH / "playbooks" / "community_crypto.yml",
+            COMMUNITY_BIN,
+            {"bench_encryption_level": "compatibility2022"},
+            None,
+        )
+        self.counter = 0
+        self.failures: list[str] = []
+
+    def record(
+        self, way: str, key_type: str, n: int, phase: str, seconds: float
+    ) -> None:
+        timing = self.timings.setdefault(
+            (way, key_type, n, phase), Timing(way, key_type, n, phase)
+        )
+        timing.seconds.append(seconds)
+        log(f"{way:<22} {key_type:<5} N={n:<4} {phase:<7} {seconds:8.2f} s")
+
+    def fresh(self, label: str) -> Path:
+        self.counter += 1
+        folder = self.settings.work / f"{self.counter:03d}-{label}"
+        folder.mkdir()
+        return folder
+
+    def floor(self, key_type: str, n: int, procs: int) -> None:
+        way = "cryptography floor" if procs == 1 else f"cryptography floor x{procs}"
+        out = self.fresh(f"floor{procs}-{key_type}-{n}") / "out"
+        base = [
+            str(MAIN_BIN / "python"),
+            str(BENCH / "floor.py"),
+            "--out",
+            str(out),
+            "-n",
+            str(n),
+            "--key-type",
+            key_type,
+        ]
+        env = {"BENCH_PKCS12_PASSPHRASE": PASSPHRASE}
+        self.record(
+            way, key_type, n, "first", timed([*base, "--procs", str(procs)], env=env)[0]
+        )
+        expected_files(out, n, ROLE_FILES)
+        self.record(
+            way,
+            key_type,
+            n,
+            "re-run",
+            timed([*base, "--procs", str(procs), "--check"], env=env)[0],
+        )
+        shutil.rmtree(out.parent)
+
+    def playbook(self, book: Playbook, key_type: str, n: int, files: list[str]) -> None:
+        folder = self.fresh(f"{book.name}-{key_type}-{n}")
+        python = book.bin_dir / "python"
+        inv = inventory(folder / "inventory.ini", n, python)
+        out = folder / "out"
+        wire_key = COMMUNITY_KEY_TYPE[key_type] if book is self.community else key_type
+
+        seconds, _changed = book.run(
+            book.path, inv, out, wire_key, stream=folder / "first.json"
+        )
+        self.record(book.name, key_type, n, "first", seconds)
+        if n:
+            expected_files(out, n, files)
+            stem = "client" if book is self.role else "client_auth"
+            verify_sample(
+                out,
+                out / "ca" / "robot-ca.crt",
+                out / "robot-0001" / f"{stem}.crt",
+                out / "robot-0001" / f"{stem}.p12",
+            )
+
+        seconds, changed = book.run(
+            book.path, inv, out, wire_key, stream=folder / "rerun.json"
+        )
+        moved = sorted(host for host, count in changed.items() if count)
+        if moved:
+            raise RuntimeError(
+                f"{book.name} re-run changed {len(moved)} hosts, first {moved[0]}: not an unchanged re-run"
+            )
+        self.record(book.name, key_type, n, "re-run", seconds)
+
+        noop, dispatched = noop_playbook(folder / "rerun.json", folder / "noop.yml")
+        self.dispatched[(book.name, key_type, n)] = dispatched
+        seconds, _changed = book.run(noop, inv, out, wire_key)
+        self.record(f"no-op dispatch ({book.name})", key_type, n, "re-run", seconds)
+        shutil.rmtree(folder)
+
+    def run(self) -> None:
+        s = self.settings
+        for key_type in s.key_types:
+            for n in s.sizes:
+                for _repeat in range(s.repeats_for(n)):
+                    # The ways of one repetition run back to back, so a change in machine load hits all of them.
+                    self.floor(key_type, n, 1)
+                    self.floor(key_type, n, 2)
+                    if not self.failures:
+                        self.guarded(self.role, key_type, n, ROLE_FILES)
+        for key_type in s.community_key_types:
+            for n in s.community_sizes:
+                self.guarded(self.community, key_type, n, COMMUNITY_FILES)
+
+    def guarded(self, book: Playbook, key_type: str, n: int, files: list[str]) -> None:
+        """Measure what works: a way that fails is reported in results.md, not timed."""
+        try:
+            self.playbook(book, key_type, n, files)
+        except RuntimeError as exc:
+            lines = str(exc).splitlines()
+            reason = next(
+                (
+                    line.strip()
+                    for line in reversed(lines)
+                    if "Error" in line or "FAILED" in line or "fatal" in line
+                ),
+                lines[-1],
+            )
+            self.failures.append(f"{book.name}, {key_type}, N={n}: {lines[0]} {reason}")
+            log(f"{book.name} failed: {reason}")
+
+
+def command_output(command: list[str]) -> str:
+    try:
+        return subprocess.run(
+            command, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": str(os.cpu_count()),
+        "CPU": cpu,
+        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    def pip_version(bin_dir: Path, package: str) -> str:
+        code = f"import importlib.metadata as m; print(m.version({package!r}))"
+        return command_output([str(bin_dir / "python"), "-c", code]) or "missing"
+
+    galaxy = (REPO / "galaxy.yml").read_text(encoding="utf-8")
+    ours = re.search(r"^version:\s*(\S+)", galaxy, re.M)
+    community = COMMUNITY_BIN.parent / "lib"
+    manifest = next(
+        community.glob(
+            "python3*/site-packages/ansible_collections/community/crypto/MANIFEST.json"
+        ),
+        None,
+    )
+    crypto_version = (
+        json.loads(manifest.read_text())["collection_info"]["version"]
+        if manifest
+        else "missing"
+    )
+    return {
+        "Python": platform.python_version(),
+        "snowrpa.robot_certs": ours.group(1) if ours else "?",
+        "ansible-core (collection venv)": pip_version(MAIN_BIN, "ansible-core"),
+        "cryptography (collection venv)": pip_version(MAIN_BIN, "cryptography"),
+        "ansible (community venv)": pip_version(COMMUNITY_BIN, "ansible"),
+        "ansible-core (community venv)": pip_version(COMMUNITY_BIN, "ansible-core"),
+        "cryptography (community venv)": pip_version(COMMUNITY_BIN, "cryptography"),
+        "community.crypto": crypto_version,
+        "OpenSSL": command_output(["openssl", "version"]),
+    }
+
+
+def community_estimate(
+    harness: Harness, key_type: str, n: int, phase: str
+) -> tuple[float, bool] | None:
+    """Measured community.crypto time at N, else a line through its measured sizes (fixed cost + per robot)."""
+    measured = {
+        size: t.median
+        for (way, k, size, p), t in harness.timings.items()
+        if way == "community.crypto" and k == key_type and p == phase
+    }
+    if n in measured:
+        return measured[n], False
+    if len(measured) < 2:
+        return None
+    (n0, t0), (n1, t1) = sorted(measured.items())[0], sorted(measured.items())[-1]
+    per_robot = (t1 - t0) / (n1 - n0)
+    return t0 + (n - n0) * per_robot, True
+
+
+def fmt(seconds: float | None) -> str:
+    return (
+        "n/a"
+        if seconds is None
+        else (f"{seconds:.2f}" if seconds < 100 else f"{seconds:.0f}")
+    )
+
+
+def chart(harness: Harness, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = harness.settings
+    fig, axes = plt.subplots(
+        len(s.key_types), 2, figsize=(11, 4.2 * len(s.key_types)), squeeze=False
+    )
+    styles = {
+        "cryptography floor": ("tab:gray", "o"),
+        "cryptography floor x2": ("tab:olive", "s"),
+        "role": ("tab:blue", "D"),
+        "community.crypto": ("tab:red", "^"),
+        "no-op dispatch (role)": ("tab:cyan", "v"),
+    }
+    for row, key_type in enumerate(s.key_types):
+        for col, phase in enumerate(("first", "re-run")):
+            ax = axes[row][col]
+            for way, (colour, marker) in styles.items():
+                if way == "no-op dispatch (role)" and phase == "first":
+                    continue
+                if way == "community.crypto":
+                    points = [
+                        (n, community_estimate(harness, key_type, n, phase))
+                        for n in s.sizes
+                    ]
+                    for n, est in points:
+                        if est is not None:
+                            ax.plot(
+                                [n],
+                                [est[0]],
+                                marker=marker,
+                                color=colour,
+                                fillstyle="none" if est[1] else "full",
+                                linestyle="",
+                            )
+                    known = [(n, est[0]) for n, est in points if est is not None]
+                    if known:
+                        ax.plot(
+                            *zip(*known, strict=False),
+                            color=colour,
+                            linestyle="--",
+                            label="community.crypto (hollow: extrapolated)",
+                        )
+                    continue
+                xs = [
+                    n for n in s.sizes if (way, key_type, n, phase) in harness.timings
+                ]
+                if xs:
+                    ys = [harness.timings[(way, key_type, n, phase)].median for n in xs]
+                    ax.plot(xs, ys, marker=marker, color=colour, label=way)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("robots (N)")
+            ax.set_ylabel("seconds, median")
+            ax.set_title(
+                f"{key_type.upper()}: {'issue (first run)' if phase == 'first' else 'unchanged re-run'}"
+            )
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(
+        f"Client-auth + code-signing identities for N robots, forks={s.forks}, {os.cpu_count()} cores"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def timing_section(harness: Harness) -> list[str]:
+    s = harness.settings
+    tm = harness.timings
+
+    def med(way: str, key_type: str, n: int, phase: str) -> float | None:
+        found = tm.get((way, key_type, n, phase))
+        return found.median if found else None
+
+    lines = [
+        "## Issue and re-run times (seconds, median)",
+        "",
+        "| key | N | runs | floor | floor x2 | role | community.crypto | role re-run | no-op dispatch | floor re-run | community re-run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key_type in s.key_types:
+        for n in s.sizes:
+            first = community_estimate(harness, key_type, n, "first")
+            again = community_estimate(harness, key_type, n, "re-run")
+
+            def mark(est):
+                return (
+                    "n/a"
+                    if est is None
+                    else fmt(est[0]) + (" (extrapolated)" if est[1] else " (1 run)")
+                )  # noqa: E731
+
+            lines.append(
+                f"| {key_type} | {n} | {s.repeats_for(n)} | {fmt(med('cryptography floor', key_type, n, 'first'))} "
+                f"| {fmt(med('cryptography floor x2', key_type, n, 'first'))} | {fmt(med('role', key_type, n, 'first'))} | {mark(first)} "
+                f"| {fmt(med('role', key_type, n, 're-run'))} | {fmt(med('no-op dispatch (role)', key_type, n, 're-run'))} "
+                f"| {fmt(med('cryptography floor', key_type, n, 're-run'))} | {mark(again)} |"
+            )
+    lines += [
+        "",
+        "## Targets (issue 6), ratios from the same run",
+        "",
+        "| key | N | role / floor (target <= 1.0) | role / floor x2 | community / role (target >= 20) "
+        "| role re-run / no-op (target <= 2.0) | community re-run / role re-run (target >= 20) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key_type in s.key_types:
+        for n in s.sizes:
+            role_first, role_again = (
+                med("role", key_type, n, "first"),
+                med("role", key_type, n, "re-run"),
+            )
+            first = community_estimate(harness, key_type, n, "first")
+            again = community_estimate(harness, key_type, n, "re-run")
+            extra = " (extrapolated)" if (first and first[1]) else ""
+            lines.append(
+                f"| {key_type} | {n} | {ratio(role_first, med('cryptography floor', key_type, n, 'first'))} "
+                f"| {ratio(role_first, med('cryptography floor x2', key_type, n, 'first'))} "
+                f"| {ratio(first[0] if first else None, role_first)}{extra} "
+                f"| {ratio(role_again, med('no-op dispatch (role)', key_type, n, 're-run'))} "
+                f"| {ratio(again[0] if again else None, role_again)}{extra} |"
+            )
+    if harness.failures:
+        lines += ["", "## Not measured: these runs failed", ""] + [
+            f"- {failure}" for failure in harness.failures
+        ]
+    lines += ["", "Every individual run, in seconds:", ""]
+    for timing in sorted(tm.values(), key=lambda t: (t.key_type, t.n, t.way, t.phase)):
+        lines.append(
+            f"- {timing.way}, {timing.key_type}, N={timing.n}, {timing.phase}: {', '.join(f'{v:.2f}' for v in timing.seconds)}"
+        )
+    lines += [
+        "",
+        "Tasks dispatched per run (results and loop items, all hosts), from the task-stream callback:",
+        "",
+    ]
+    for (way, key_type, n), count in sorted(harness.dispatched.items()):
+        lines.append(
+            f"- {way}, {key_type}, N={n}: {count} ({count / max(n, 1):.1f} per robot)"
+        )
+    return lines
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="snowrpa-bench-"))
+    settings = Settings.from_env(work)
+    started = time.perf_counter()
+    info, vers = machine(), versions()
+    harness = Harness(settings)
+    sections: list[str] = []
+    try:
+        harness.run()
+        sys.path.insert(0, str(BENCH))
+        import counts
+
+        sections += counts.servicenow_section(settings.sizes)
+        sections += counts.windows_section()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    info["load average at end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    elapsed = time.perf_counter() - started
+
+    chart(harness, BENCH / "issue-time.png")
+    head = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} minutes. "
+        "Chart: [issue-time.png](issue-time.png). How it is measured and what the numbers mean: [method.md](method.md).",
+        "",
+        "## Machine and versions",
+        "",
+        *[f"- {k}: {v}" for k, v in {**info, **vers}.items()],
+        "",
+        "## Settings",
+        "",
+        f"- N: {' '.join(map(str, settings.sizes))}; key types: {' '.join(settings.key_types)}",
+        f"- repeats: {settings.repeats} (N >= {settings.large}: {settings.large_repeats}); medians of the repeats",
+        f"- forks: {settings.forks}, for the role and for community.crypto alike",
+        f"- community.crypto measured at N = {' '.join(map(str, settings.community_sizes))} "
+        f"({' '.join(settings.community_key_types)}), once each; larger N extrapolated on the line through the measured sizes",
+        "",
+    ]
+    (BENCH / "results.md").write_text(
+        "\n".join(head + timing_section(harness) + [""] + sections) + "\n",
+        encoding="utf-8",
+    )
+    log(f"done in {elapsed / 60:.1f} minutes: bench/results.md, bench/issue-time.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
