@@ -529,6 +529,38 @@ def test_plugin_activation_creates_the_certificate_tables(
         == 200
     )
 
+    # The role rule covers the attachments of certificate records too.
+    query = urllib.parse.urlencode(
+        {
+            "table_name": "sys_ca_certificate",
+            "table_sys_id": "a" * 32,
+            "file_name": "ca.pem",
+        }
+    )
+    status, _headers, body = snow.call(
+        "POST",
+        f"/api/now/attachment/file?{query}",
+        raw=b"pem",
+        headers={"Content-Type": "application/x-pem-file"},
+        user=snow.no_sso_user,
+        password=snow.no_sso_password,
+    )
+    assert status == 403
+    _status, _headers, columns = snow.call(
+        "GET",
+        "/api/now/table/sys_dictionary?sysparm_query=name=sys_ca_certificate^element=publish_status",
+    )
+    assert columns["result"][0]["internal_type"] == "choice"
+    _status, _headers, choices = snow.call(
+        "GET",
+        "/api/now/table/sys_choice?sysparm_query=name=sys_ca_certificate^element=publish_status",
+    )
+    assert sorted(c["value"] for c in choices["result"]) == [
+        "exists",
+        "failed",
+        "pending",
+    ]
+
     status, _headers, failed = snow.call(
         "POST", "/api/sn_cicd/plugin/com.example.missing/activate"
     )
@@ -575,6 +607,26 @@ def test_ca_record_takes_fields_from_the_pem_and_publishes(
         "GET", f"/api/now/attachment/{attachment['sys_id']}/file"
     )
     assert content.encode() == pem
+    junk_query = urllib.parse.urlencode(
+        {
+            "table_name": "sys_ca_certificate",
+            "table_sys_id": sys_id,
+            "file_name": "extra.txt",
+        }
+    )
+    status, _headers, extra = mutual.call(
+        "POST",
+        f"/api/now/attachment/file?{junk_query}",
+        raw=b"x",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert status == 201
+    assert mutual.call("DELETE", f"/api/now/attachment/{extra['result']['sys_id']}")[
+        :3:2
+    ] == (204, None)
+    assert (
+        mutual.call("GET", f"/api/now/attachment/{extra['result']['sys_id']}")[0] == 404
+    )
     mutual.call(
         "PATCH", f"/api/now/table/sys_ca_certificate/{sys_id}", {"active": False}
     )  # leave only the robot root active
@@ -921,3 +973,26 @@ def test_unexpected_failure_is_a_500_envelope_without_traceback(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 500") and b"Server: snow_adc" in head
     assert b'"status": "failure"' in body and b"Traceback" not in body
+
+
+def test_keep_alive_connection_serves_several_requests(
+    snow_instance: SnowInstance,
+) -> None:
+    connection = http.client.HTTPSConnection(
+        snow_instance.host, context=snow_instance.ssl_context(), timeout=10
+    )
+    auth = base64.b64encode(
+        f"{snow_instance.admin_user}:{snow_instance.admin_password}".encode()
+    ).decode()
+    headers = {"Authorization": f"Basic {auth}", "Accept": "application/json"}
+    try:
+        for table in ("sys_user", "sys_properties", "no_such_table", "sys_user_role"):
+            connection.request(
+                "GET", f"/api/now/table/{table}?sysparm_limit=1", headers=headers
+            )
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+            assert answer.status == (404 if table == "no_such_table" else 200)
+            assert ("error" if table == "no_such_table" else "result") in body
+    finally:
+        connection.close()

@@ -153,6 +153,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True
             raise ApiError(
                 413,
                 "Request entity too large",
@@ -206,6 +207,9 @@ class Handler(BaseHTTPRequestHandler):
                 payload = {"error": exc.message, "error_description": exc.detail}
         except Exception:
             traceback.print_exc(file=sys.stderr)
+            self.close_connection = (
+                True  # the rest of the request may still be in the stream
+            )
             status, headers = 500, {}
             payload = _error_body(
                 500, "Internal error of the test double", "see the double's stderr"
