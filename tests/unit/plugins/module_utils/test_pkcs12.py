@@ -9,11 +9,16 @@ from pathlib import Path
 import cryptography_vectors
 import pytest
 from cryptography.hazmat.primitives import serialization
-from pki_fixtures import Identity, make_identity, run, write_pem
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pkcs12, _pki
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     CertificateError,
+)
+from tests.unit.plugins.module_utils.pki_fixtures import (
+    Identity,
+    make_identity,
+    run,
+    write_pem,
 )
 
 VECTORS = Path(os.path.dirname(cryptography_vectors.__file__)) / "pkcs12"

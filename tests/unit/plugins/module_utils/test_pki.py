@@ -9,11 +9,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pki_fixtures import Identity, make_identity, pkilint, run, write_pem
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     CertificateError,
+)
+from tests.unit.plugins.module_utils.pki_fixtures import (
+    Identity,
+    make_identity,
+    pkilint,
+    run,
+    write_pem,
 )
 
 

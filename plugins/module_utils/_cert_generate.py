@@ -1,0 +1,261 @@
+# This file is internal to the snowrpa.robot_certs collection and may change in any release.
+"""Backend of cert_generate: argument spec and the issue-or-keep decision, shared by module and action."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _files, _pki
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+)
+
+SELF_SIGNED_WARNING = (
+    "the certificate is self-signed: ServiceNow blocks self-signed certificates for certificate-based "
+    "authentication by default (KB0993615); issue it from a robot CA with issuer_cert_path and issuer_privatekey_path"
+)
+
+_SUBJECT_OPTIONS = {
+    name: {"type": "str"}
+    for name in _pki.SUBJECT_FIELDS
+    or (
+        "country_name",
+        "state_or_province_name",
+        "locality_name",
+        "organization_name",
+        "organizational_unit_name",
+        "common_name",
+        "email_address",
+    )
+}
+
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "path": {"type": "path", "required": True},
+    "privatekey_path": {"type": "path", "required": True},
+    "privatekey_passphrase": {"type": "str", "no_log": True},
+    "purpose": {
+        "type": "str",
+        "default": "client_auth",
+        "choices": list(_pki.PURPOSES),
+    },
+    "subject": {"type": "dict", "options": _SUBJECT_OPTIONS},
+    "subject_alt_names": {"type": "list", "elements": "str", "default": []},
+    "extended_key_usages": {"type": "list", "elements": "str", "default": []},
+    "key_type": {"type": "str", "default": "rsa", "choices": list(_pki.KEY_TYPES)},
+    "key_size": {"type": "int", "default": 2048},
+    "curve": {
+        "type": "str",
+        "default": "secp256r1",
+        "choices": ["secp256r1", "secp384r1", "secp521r1"],
+    },
+    "valid_days": {"type": "int", "default": 365},
+    "renew_before_days": {"type": "int", "default": 30},
+    "issuer_cert_path": {"type": "path"},
+    "issuer_privatekey_path": {"type": "path"},
+    "issuer_privatekey_passphrase": {"type": "str", "no_log": True},
+    "force": {"type": "bool", "default": False},
+}
+REQUIRED_TOGETHER: list[list[str]] = [["issuer_cert_path", "issuer_privatekey_path"]]
+MUTUALLY_EXCLUSIVE: list[list[str]] = []
+REQUIRED_ONE_OF: list[list[str]] = []
+REQUIRED_IF: list[list[t.Any]] = []
+REQUIRED_BY: dict[str, list[str]] = {
+    "issuer_privatekey_passphrase": ["issuer_privatekey_path"]
+}
+
+Outcome = tuple[bool, dict[str, t.Any], dict[str, t.Any], list[str]]
+
+
+def _load_issuer(params: dict[str, t.Any]) -> tuple[t.Any, t.Any]:
+    cert_path = params["issuer_cert_path"]
+    key_path = params["issuer_privatekey_path"]
+    cert = _pki.load_certificate(
+        _files.read_file(cert_path, what="issuer_cert_path"),
+        source=f"issuer_cert_path {cert_path!r}",
+    )
+    key = _pki.load_private_key(
+        _files.read_file(key_path, what="issuer_privatekey_path"),
+        params.get("issuer_privatekey_passphrase"),
+        source=f"issuer_privatekey_path {key_path!r}",
+    )
+    _pki.check_issuer(cert, key, source=repr(cert_path))
+    return cert, key
+
+
+def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
+    """Issue, renew or keep the key and certificate; return (changed, result, diff, warnings)."""
+    purpose = params["purpose"]
+    key_type, key_size, curve = params["key_type"], params["key_size"], params["curve"]
+    passphrase = params.get("privatekey_passphrase")
+    if params["valid_days"] < 1:
+        raise CertificateError(
+            f"valid_days must be 1 or more, got {params['valid_days']}"
+        )
+    if params["renew_before_days"] < 0:
+        raise CertificateError(
+            f"renew_before_days must be 0 or more, got {params['renew_before_days']}"
+        )
+    _pki.check_key_options(key_type, key_size, curve)
+    subject = _pki.build_subject(params.get("subject"))
+    san = _pki.parse_san(params.get("subject_alt_names"))
+    extra_ekus = _pki.parse_eku(params.get("extended_key_usages"))
+    if not len(subject) and not san:
+        raise CertificateError(
+            "give subject (at least common_name) or subject_alt_names"
+        )
+    cert_path, key_path = params["path"], params["privatekey_path"]
+    if cert_path == key_path:
+        raise CertificateError("path and privatekey_path must be different files")
+
+    issuer_cert, issuer_key = (
+        _load_issuer(params) if params.get("issuer_cert_path") else (None, None)
+    )
+
+    key_bytes = _files.read_optional(key_path, what="privatekey_path")
+    cert_bytes = _files.read_optional(cert_path, what="path")
+    old_cert = None
+    if cert_bytes is not None:
+        try:
+            old_cert = _pki.load_certificate(
+                cert_bytes, source=f"existing path {cert_path!r}"
+            )
+        except CertificateError as exc:
+            if not params["force"]:
+                raise CertificateError(
+                    f"{exc}; fix or remove the file, or set force: true to replace it"
+                ) from None
+
+    reasons: list[str] = []
+    key = None
+    if key_bytes is not None:
+        try:
+            # An unencrypted key file is read as it is, so adding a passphrase re-encrypts the same key.
+            key = _pki.load_private_key(
+                key_bytes,
+                passphrase if _is_encrypted(key_bytes) else None,
+                source=f"existing privatekey_path {key_path!r}",
+            )
+        except CertificateError as exc:
+            if not params["force"]:
+                raise CertificateError(
+                    f"{exc}; or set force: true to replace key and certificate"
+                ) from None
+        if params["force"]:
+            reasons.append("force")
+            key = None
+        elif not _pki.key_matches_options(key, key_type, key_size, curve):
+            reasons.append("key options changed")
+            key = None
+    else:
+        reasons.append("no private key yet")
+    new_key = key is None
+    if key is None:
+        key = _pki.generate_private_key(key_type, key_size, curve)
+
+    cert = None if new_key else old_cert
+    if cert is not None and not _pki.public_key_matches(key, cert):
+        reasons.append("certificate does not match the private key")
+        cert = None
+    elif cert is not None:
+        differences = _pki.certificate_differences(
+            cert,
+            purpose=purpose,
+            subject=subject,
+            san=san,
+            extra_ekus=extra_ekus,
+            valid_days=params["valid_days"],
+            issuer_cert=issuer_cert,
+        )
+        if _pki.expires_within(cert, params["renew_before_days"]):
+            differences.append(
+                f"certificate expires within {params['renew_before_days']} days"
+            )
+        reasons.extend(differences)
+        cert = None if differences else cert
+    elif cert_bytes is None:
+        reasons.append("no certificate yet")
+
+    warnings = [SELF_SIGNED_WARNING] if issuer_cert is None and purpose != "ca" else []
+    if cert is None:
+        cert = _pki.build_certificate(
+            purpose=purpose,
+            subject=subject,
+            san=san,
+            extra_ekus=extra_ekus,
+            public_key=key.public_key(),
+            valid_days=params["valid_days"],
+            issuer_cert=issuer_cert,
+            issuer_key=issuer_key or key,
+        )
+
+    key_out = (
+        key_bytes
+        if not new_key
+        and key_bytes is not None
+        and _key_protection_ok(key_bytes, passphrase)
+        else None
+    )
+    if key_out is None:
+        key_out = _pki.serialize_private_key(key, passphrase)
+        if not new_key:
+            reasons.append("private key protection changed")
+    cert_out = _pki.cert_pem(cert)
+    writes = [
+        _files.PlannedWrite(key_path, key_out, _files.SECRET_MODE, secret=True),
+        _files.PlannedWrite(cert_path, cert_out, _files.PUBLIC_MODE),
+    ]
+    current = {key_path: key_bytes, cert_path: cert_bytes}
+    pending = [
+        w for w in writes if _files.needs_write(w.path, w.data, w.mode, current[w.path])
+    ]
+    for write in pending:
+        if current[write.path] == write.data:
+            reasons.append(f"mode of {write.path} is not {write.mode:04o}")
+    changed = bool(pending)
+
+    if changed and not check_mode:
+        _files.apply_writes(
+            pending, current, what={key_path: "privatekey_path", cert_path: "path"}
+        )
+    elif changed:
+        for write in pending:
+            _files.check_writable(
+                write.path, what="privatekey_path" if write.path == key_path else "path"
+            )
+
+    result: dict[str, t.Any] = {
+        "path": cert_path,
+        "privatekey_path": key_path,
+        "purpose": purpose,
+        "reasons": reasons if changed else [],
+    }
+    summary = _pki.cert_summary(cert)
+    if check_mode and cert_out != cert_bytes:
+        # Nothing was issued: serial and fingerprints of the certificate a real run makes are not known yet.
+        summary.update(serial_number=None, thumbprint=None, sha256_fingerprint=None)
+    result.update(summary)
+    diff = {
+        "before": _pki.cert_summary(old_cert) if old_cert is not None else {},
+        "after": _pki.cert_summary(cert),
+    }
+    return changed, result, diff, warnings
+
+
+def _is_encrypted(key_bytes: bytes) -> bool:
+    return b"ENCRYPTED" in key_bytes
+
+
+def _key_protection_ok(key_bytes: bytes, passphrase: str | None) -> bool:
+    return _is_encrypted(key_bytes) == bool(passphrase)
+
+
+__all__ = (
+    "ARGUMENT_SPEC",
+    "MUTUALLY_EXCLUSIVE",
+    "REQUIRED_BY",
+    "REQUIRED_IF",
+    "REQUIRED_ONE_OF",
+    "REQUIRED_TOGETHER",
+    "SELF_SIGNED_WARNING",
+    "run",
+)

@@ -1,0 +1,92 @@
+# This file is internal to the snowrpa.robot_certs collection and may change in any release.
+"""Base for action plugins whose whole work happens in the controller process."""
+
+from __future__ import annotations
+
+import types
+import typing as t
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    RobotCertsError,
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class ControllerAction(ActionBase):
+    """Validate the task arguments against the module's spec, run the backend in process, report.
+
+    Subclasses set BACKEND to a module_utils module that defines ARGUMENT_SPEC, the constraint
+    lists (MUTUALLY_EXCLUSIVE, REQUIRED_TOGETHER, REQUIRED_ONE_OF, REQUIRED_IF, REQUIRED_BY) and
+    run(params, check_mode=...) -> (changed, result, diff, warnings).
+    """
+
+    BACKEND: t.ClassVar[types.ModuleType]
+    TRANSFERS_FILES = False
+    # Nothing runs on the target, so no connection is opened for it (a fleet run stays on the controller).
+    _requires_connection = False
+    _supports_check_mode = True
+
+    def run(
+        self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None
+    ) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        backend = self.BACKEND
+        validator = ArgumentSpecValidator(
+            backend.ARGUMENT_SPEC,
+            mutually_exclusive=getattr(backend, "MUTUALLY_EXCLUSIVE", None) or None,
+            required_together=getattr(backend, "REQUIRED_TOGETHER", None) or None,
+            required_one_of=getattr(backend, "REQUIRED_ONE_OF", None) or None,
+            required_if=getattr(backend, "REQUIRED_IF", None) or None,
+            required_by=getattr(backend, "REQUIRED_BY", None) or None,
+        )
+        validation = validator.validate(dict(self._task.args))
+        no_log_values = validation._no_log_values
+        invocation = {
+            "module_args": remove_values(validation.validated_parameters, no_log_values)
+        }
+        if validation.error_messages:
+            message = _one_line("; ".join(validation.error_messages))
+            if validation.unsupported_parameters:
+                message = f"Unsupported parameters for ({self._task.action}) module: {message}"
+            result.update(
+                failed=True,
+                msg=remove_values(message, no_log_values),
+                invocation=invocation,
+            )
+            return result
+
+        try:
+            changed, data, diff, warnings = backend.run(
+                validation.validated_parameters, check_mode=bool(self._task.check_mode)
+            )
+        except RobotCertsError as exc:
+            result.update(
+                failed=True,
+                changed=False,
+                msg=remove_values(_one_line(str(exc)), no_log_values),
+                invocation=invocation,
+            )
+            return result
+
+        result.update(data)
+        result["changed"] = changed
+        if self._task.diff and diff:
+            result["diff"] = diff
+        all_warnings = list(validation._warnings or []) + list(warnings)
+        if all_warnings:
+            result["warnings"] = [
+                w["warning"] if isinstance(w, dict) and "warning" in w else w
+                for w in all_warnings
+            ]
+        result["invocation"] = invocation
+        return remove_values(result, no_log_values)
+
+
+__all__ = ("ControllerAction",)

@@ -1,0 +1,231 @@
+"""cert_generate in real ansible-playbook runs, checked with openssl and pkilint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_playbook
+
+PLAYBOOKS = Path(__file__).parent / "playbooks" / "certs"
+VENV_BIN = Path(sys.executable).parent
+LEAVES = ("robot01/client", "robot02/client", "signing/signing")
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {
+        str(p.relative_to(folder)): (
+            p.read_bytes(),
+            p.stat().st_mode & 0o777,
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def sh(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def issued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, t.Any]:
+    work = tmp_path_factory.mktemp("generate")
+    out = work / "pki"
+    run = run_playbook(
+        PLAYBOOKS / "generate.yml",
+        tmp_path=work,
+        extra_vars={"out_dir": str(out)},
+        diff=True,
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    return out, run
+
+
+def test_first_run_issues_everything(issued: tuple[Path, t.Any]) -> None:
+    out, run = issued
+
+    assert run.changed_tasks() == [
+        "Create the robot CA",
+        "Issue the RSA client certificate",
+        "Issue the ECDSA client certificate",
+        "Issue the code-signing certificate",
+    ]
+    assert "ca-secret-passphrase" not in run.stdout + run.stderr
+    result = run.task("Issue the RSA client certificate")
+    assert (
+        len(result["thumbprint"]) == 40
+        and result["thumbprint"] == result["thumbprint"].upper()
+    )
+    assert result["issuer"] == "CN=Robot CA,O=Example Robots,C=DE"
+
+
+def test_openssl_verifies_client_certificates_for_sslclient(
+    issued: tuple[Path, t.Any],
+) -> None:
+    out, _run = issued
+
+    for leaf in ("robot01/client", "robot02/client"):
+        result = sh(
+            "openssl",
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            str(out / "ca/ca.pem"),
+            str(out / f"{leaf}.pem"),
+        )
+        assert result.returncode == 0 and result.stdout.strip().endswith(": OK"), (
+            leaf + result.stdout + result.stderr
+        )
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_pkilint_reports_nothing(issued: tuple[Path, t.Any], leaf: str) -> None:
+    out, _run = issued
+
+    single = sh(
+        str(VENV_BIN / "lint_pkix_cert"),
+        "lint",
+        "-s",
+        "WARNING",
+        str(out / f"{leaf}.pem"),
+    )
+    chain = sh(
+        str(VENV_BIN / "lint_pkix_signer_signee_cert_chain"),
+        "lint",
+        "-s",
+        "WARNING",
+        str(out / "ca/ca.pem"),
+        str(out / f"{leaf}.pem"),
+    )
+    root = sh(
+        str(VENV_BIN / "lint_pkix_cert"),
+        "lint",
+        "-s",
+        "WARNING",
+        str(out / "ca/ca.pem"),
+    )
+
+    for result in (single, chain, root):
+        assert result.returncode == 0 and result.stdout.strip() == "", (
+            result.stdout + result.stderr
+        )
+
+
+def test_keys_are_private(issued: tuple[Path, t.Any]) -> None:
+    out, _run = issued
+
+    for key in (
+        "ca/ca.key",
+        "robot01/client.key",
+        "robot02/client.key",
+        "signing/signing.key",
+    ):
+        assert (out / key).stat().st_mode & 0o777 == 0o600, key
+        assert (out / key).parent.stat().st_mode & 0o777 == 0o700, key
+    assert b"ENCRYPTED PRIVATE KEY" in (out / "ca/ca.key").read_bytes()
+    check = sh(
+        "openssl",
+        "pkey",
+        "-in",
+        str(out / "ca/ca.key"),
+        "-passin",
+        "pass:ca-secret-passphrase",
+        "-noout",
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_second_run_changes_nothing(
+    issued: tuple[Path, t.Any], playbook: t.Callable[..., t.Any]
+) -> None:
+    out, _first = issued
+    before = snapshot(out)
+
+    again = playbook(PLAYBOOKS / "generate.yml", extra_vars={"out_dir": str(out)})
+
+    assert again.rc == 0, again.stdout + again.stderr
+    assert again.changed_tasks() == []
+    assert snapshot(out) == before
+
+
+def test_check_mode_writes_nothing(
+    tmp_path: Path, playbook: t.Callable[..., t.Any]
+) -> None:
+    out = tmp_path / "pki"
+
+    run = playbook(
+        PLAYBOOKS / "generate.yml", extra_vars={"out_dir": str(out)}, check=True
+    )
+
+    # Leaves fail in check mode because the CA that would sign them was not written.
+    assert run.task("Create the robot CA")["changed"] is True
+    assert not out.exists()
+
+
+def test_renewal_inside_renew_before_days(
+    tmp_path: Path, playbook: t.Callable[..., t.Any]
+) -> None:
+    out = tmp_path / "pki"
+    first = playbook(
+        PLAYBOOKS / "generate.yml",
+        extra_vars={"out_dir": str(out), "leaf_valid_days": 10},
+    )
+    assert first.rc == 0, first.stdout
+    key_before = (out / "robot01/client.key").read_bytes()
+
+    second = playbook(
+        PLAYBOOKS / "generate.yml",
+        extra_vars={
+            "out_dir": str(out),
+            "leaf_valid_days": 10,
+            "leaf_renew_before_days": 30,
+        },
+    )
+
+    assert second.changed_tasks() == ["Issue the RSA client certificate"]
+    renewed = second.task("Issue the RSA client certificate")
+    assert renewed["reasons"] == ["certificate expires within 30 days"]
+    assert (
+        renewed["serial_number"]
+        != first.task("Issue the RSA client certificate")["serial_number"]
+    )
+    assert (out / "robot01/client.key").read_bytes() == key_before
+
+
+def test_bad_input_fails_in_one_line(
+    issued: tuple[Path, t.Any], playbook: t.Callable[..., t.Any]
+) -> None:
+    out, _run = issued
+    before = snapshot(out)
+
+    run = playbook(PLAYBOOKS / "generate_bad.yml", extra_vars={"out_dir": str(out)})
+
+    expected = {
+        "Use a wrong issuer passphrase": "wrong passphrase",
+        "Use a leaf as issuer": "is not a CA",
+        "Use an issuer key of another certificate": "does not match issuer certificate",
+        "Give a three-letter country": "two-letter ISO 3166 code",
+        "Ask for an unknown extended key usage": "unknown extended key usage 'robot_login'",
+        "Ask for a 1024-bit RSA key": "too small for RSA",
+        "Point the issuer at a missing file": "does not exist",
+        "Write into a folder below a file": "is not a directory",
+    }
+    for task, message in expected.items():
+        result = run.task(task)
+        assert [r["status"] for r in run.results if r["task"] == task] == ["ignored"], (
+            task
+        )
+        assert message in result["msg"] and "\n" not in result["msg"], (
+            task,
+            result["msg"],
+        )
+        assert "Traceback" not in str(result.get("exception", "")), task
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "ca-secret-passphrase" not in run.stdout + run.stderr
+    assert snapshot(out) == before

@@ -1,0 +1,433 @@
+"""cert_generate through its action plugin: options, idempotency, renewal, check mode and every bad input."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import typing as t
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from cryptography import x509
+
+from ansible_collections.snowrpa.robot_certs.plugins.action.cert_generate import (
+    ActionModule,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
+
+
+def run_action(
+    args: dict[str, t.Any], *, check: bool = False, diff: bool = False
+) -> dict[str, t.Any]:
+    task = mock.MagicMock()
+    task.args = args
+    task.check_mode = check
+    task.diff = diff
+    task.async_val = 0
+    task.action = "snowrpa.robot_certs.cert_generate"
+    connection = mock.MagicMock()
+    connection._shell.tmpdir = "/nonexistent"
+    action = ActionModule(
+        task,
+        connection,
+        mock.MagicMock(),
+        mock.MagicMock(),
+        mock.MagicMock(),
+        mock.MagicMock(),
+    )
+    return action.run(task_vars={})
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under FOLDER with its bytes, mode and mtime."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            found[str(path.relative_to(folder))] = (
+                path.read_bytes(),
+                info.st_mode & 0o777,
+                info.st_mtime_ns,
+            )
+    return found
+
+
+@pytest.fixture(scope="module")
+def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ca")
+    result = run_action(
+        {
+            "path": str(folder / "ca.pem"),
+            "privatekey_path": str(folder / "ca.key"),
+            "privatekey_passphrase": "ca-secret",
+            "purpose": "ca",
+            "key_type": "ecdsa",
+            "valid_days": 3650,
+            "subject": {
+                "common_name": "Robot CA",
+                "organization_name": "Example",
+                "country_name": "DE",
+            },
+        }
+    )
+    assert result["changed"] and not result.get("failed"), result
+    return folder
+
+
+def leaf_args(ca_dir: Path, out: Path, **extra: t.Any) -> dict[str, t.Any]:
+    args = {
+        "path": str(out / "client.pem"),
+        "privatekey_path": str(out / "client.key"),
+        "purpose": "client_auth",
+        "subject": {
+            "common_name": "robot01",
+            "organization_name": "Example",
+            "country_name": "DE",
+        },
+        "subject_alt_names": ["upn:robot01@example.com"],
+        "issuer_cert_path": str(ca_dir / "ca.pem"),
+        "issuer_privatekey_path": str(ca_dir / "ca.key"),
+        "issuer_privatekey_passphrase": "ca-secret",
+    }
+    args.update(extra)
+    return args
+
+
+def test_issue_then_keep(tmp_path: Path, ca_dir: Path) -> None:
+    first = run_action(leaf_args(ca_dir, tmp_path / "out"))
+    before = snapshot(tmp_path / "out")
+
+    second = run_action(leaf_args(ca_dir, tmp_path / "out"))
+
+    assert first["changed"] is True and "no certificate yet" in first["reasons"]
+    assert second["changed"] is False and second["reasons"] == []
+    assert snapshot(tmp_path / "out") == before
+    assert second["thumbprint"] == first["thumbprint"]
+    assert before["client.key"][1] == 0o600
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o700
+    verify = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            str(ca_dir / "ca.pem"),
+            str(tmp_path / "out" / "client.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_returns_describe_the_file(tmp_path: Path, ca_dir: Path) -> None:
+    result = run_action(leaf_args(ca_dir, tmp_path))
+    cert = x509.load_pem_x509_certificate((tmp_path / "client.pem").read_bytes())
+
+    assert result["thumbprint"] == _pki.thumbprint(cert)
+    assert result["serial_number"] == cert.serial_number
+    assert result["subject"] == "CN=robot01,O=Example,C=DE"
+    assert result["issuer"] == "CN=Robot CA,O=Example,C=DE"
+    assert "ca-secret" not in repr(result)
+
+
+def test_check_mode_writes_nothing(tmp_path: Path, ca_dir: Path) -> None:
+    result = run_action(leaf_args(ca_dir, tmp_path / "out"), check=True, diff=True)
+
+    assert result["changed"] is True
+    assert not (tmp_path / "out").exists()
+    assert result["thumbprint"] is None
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"]["subject"] == "CN=robot01,O=Example,C=DE"
+
+
+def test_check_mode_on_unchanged_reports_no_change(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    before = snapshot(tmp_path)
+
+    result = run_action(leaf_args(ca_dir, tmp_path), check=True)
+
+    assert result["changed"] is False
+    assert snapshot(tmp_path) == before
+
+
+def test_renews_inside_renew_before_days_and_keeps_key(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    first = run_action(leaf_args(ca_dir, tmp_path, valid_days=20))
+    key_before = (tmp_path / "client.key").read_bytes()
+
+    renewed = run_action(
+        leaf_args(ca_dir, tmp_path, valid_days=20, renew_before_days=30)
+    )
+
+    assert renewed["changed"] is True
+    assert renewed["reasons"] == ["certificate expires within 30 days"]
+    assert renewed["serial_number"] != first["serial_number"]
+    assert (tmp_path / "client.key").read_bytes() == key_before
+
+
+def test_changed_subject_renews_and_diff_shows_both(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    args = leaf_args(ca_dir, tmp_path)
+    args["subject"] = {"common_name": "robot01", "organization_name": "Other"}
+
+    result = run_action(args, diff=True)
+
+    assert result["changed"] and result["reasons"] == ["subject differs"]
+    assert result["diff"]["before"]["subject"] == "CN=robot01,O=Example,C=DE"
+    assert result["diff"]["after"]["subject"] == "CN=robot01,O=Other"
+    assert "PRIVATE" not in repr(result["diff"])
+
+
+def test_key_type_change_makes_new_key(tmp_path: Path, ca_dir: Path) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    key_before = (tmp_path / "client.key").read_bytes()
+
+    result = run_action(leaf_args(ca_dir, tmp_path, key_type="ecdsa"))
+
+    assert result["changed"] and "key options changed" in result["reasons"]
+    assert (tmp_path / "client.key").read_bytes() != key_before
+
+
+def test_force_makes_new_key_and_certificate(tmp_path: Path, ca_dir: Path) -> None:
+    first = run_action(leaf_args(ca_dir, tmp_path))
+    key_before = (tmp_path / "client.key").read_bytes()
+
+    forced = run_action(leaf_args(ca_dir, tmp_path, force=True))
+
+    assert forced["changed"] and forced["thumbprint"] != first["thumbprint"]
+    assert (tmp_path / "client.key").read_bytes() != key_before
+
+
+def test_adding_key_passphrase_rewrites_key_only(tmp_path: Path, ca_dir: Path) -> None:
+    first = run_action(leaf_args(ca_dir, tmp_path))
+
+    result = run_action(
+        leaf_args(ca_dir, tmp_path, privatekey_passphrase="robot-secret")
+    )
+
+    assert result["changed"] and result["reasons"] == ["private key protection changed"]
+    assert result["thumbprint"] == first["thumbprint"]
+    assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "client.key").read_bytes()
+    assert (
+        run_action(leaf_args(ca_dir, tmp_path, privatekey_passphrase="robot-secret"))[
+            "changed"
+        ]
+        is False
+    )
+
+
+def test_loose_key_mode_is_repaired(tmp_path: Path, ca_dir: Path) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    os.chmod(tmp_path / "client.key", 0o644)
+
+    result = run_action(leaf_args(ca_dir, tmp_path))
+
+    assert result["changed"] is True
+    assert (tmp_path / "client.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_self_signed_leaf_warns(tmp_path: Path) -> None:
+    result = run_action(
+        {
+            "path": str(tmp_path / "s.pem"),
+            "privatekey_path": str(tmp_path / "s.key"),
+            "subject": {"common_name": "robot09"},
+        }
+    )
+
+    assert result["changed"] is True
+    assert any(
+        "ServiceNow blocks self-signed certificates" in w for w in result["warnings"]
+    )
+
+
+def test_issuer_change_renews(tmp_path: Path, ca_dir: Path) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    args = leaf_args(ca_dir, tmp_path)
+    for name in (
+        "issuer_cert_path",
+        "issuer_privatekey_path",
+        "issuer_privatekey_passphrase",
+    ):
+        del args[name]
+
+    result = run_action(args)
+
+    assert (
+        result["changed"]
+        and "certificate is not self-signed but no issuer is given" in result["reasons"]
+    )
+
+
+# Bad input: one line, no traceback, nothing created or changed --------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_issuers(tmp_path_factory: pytest.TempPathFactory, ca_dir: Path) -> Path:
+    folder = tmp_path_factory.mktemp("bad")
+    leaf = run_action(
+        {
+            "path": str(folder / "leaf.pem"),
+            "privatekey_path": str(folder / "leaf.key"),
+            "subject": {"common_name": "not a CA"},
+        }
+    )
+    assert leaf["changed"]
+    other = run_action(
+        {
+            "path": str(folder / "other.pem"),
+            "privatekey_path": str(folder / "other.key"),
+            "purpose": "ca",
+            "subject": {"common_name": "Other CA"},
+        }
+    )
+    assert other["changed"]
+    key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    expired = _pki.build_certificate(
+        purpose="ca",
+        subject=_pki.build_subject({"common_name": "Expired CA"}),
+        san=[],
+        extra_ekus=[],
+        public_key=key.public_key(),
+        valid_days=10,
+        issuer_cert=None,
+        issuer_key=key,
+        now=past,
+    )
+    (folder / "expired.pem").write_bytes(_pki.cert_pem(expired))
+    (folder / "expired.key").write_bytes(_pki.serialize_private_key(key, None))
+    good = (ca_dir / "ca.pem").read_bytes()
+    (folder / "truncated.pem").write_bytes(
+        good[: len(good) // 2] + b"\n-----END CERTIFICATE-----\n"
+    )
+    return folder
+
+
+BAD_INPUTS: list[tuple[str, t.Callable[[Path, Path], dict[str, t.Any]], str]] = [
+    (
+        "wrong issuer passphrase",
+        lambda ca, bad: {"issuer_privatekey_passphrase": "nope"},
+        "wrong passphrase",
+    ),
+    (
+        "issuer without CA basic constraints",
+        lambda ca, bad: {
+            "issuer_cert_path": str(bad / "leaf.pem"),
+            "issuer_privatekey_path": str(bad / "leaf.key"),
+            "issuer_privatekey_passphrase": None,
+        },
+        "is not a CA (no basicConstraints CA:TRUE)",
+    ),
+    (
+        "issuer key not matching issuer certificate",
+        lambda ca, bad: {
+            "issuer_privatekey_path": str(bad / "other.key"),
+            "issuer_privatekey_passphrase": None,
+        },
+        "issuer private key does not match issuer certificate",
+    ),
+    (
+        "expired issuer",
+        lambda ca, bad: {
+            "issuer_cert_path": str(bad / "expired.pem"),
+            "issuer_privatekey_path": str(bad / "expired.key"),
+            "issuer_privatekey_passphrase": None,
+        },
+        "expired on",
+    ),
+    (
+        "country not two letters",
+        lambda ca, bad: {"subject": {"common_name": "robot01", "country_name": "DEU"}},
+        "must be a two-letter ISO 3166 code",
+    ),
+    (
+        "unknown EKU name",
+        lambda ca, bad: {"extended_key_usages": ["clientauthentication"]},
+        "unknown extended key usage 'clientauthentication'",
+    ),
+    (
+        "RSA key below 2048",
+        lambda ca, bad: {"key_size": 1024},
+        "key_size 1024 is too small for RSA; use 2048 or more",
+    ),
+    (
+        "malformed PEM",
+        lambda ca, bad: {"issuer_cert_path": str(bad / "truncated.pem")},
+        "is not a valid PEM certificate",
+    ),
+    (
+        "missing input file",
+        lambda ca, bad: {"issuer_cert_path": str(bad / "absent.pem")},
+        "does not exist; check the path",
+    ),
+    (
+        "output folder not writable",
+        lambda ca, bad: {"path": str(bad / "leaf.pem" / "client.pem")},
+        "cannot be written",
+    ),
+    (
+        "unknown option",
+        lambda ca, bad: {"colour": "blue"},
+        "Unsupported parameters for (snowrpa.robot_certs.cert_generate) module: colour",
+    ),
+    (
+        "bad SAN prefix",
+        lambda ca, bad: {"subject_alt_names": ["robot01.example.com"]},
+        "needs a prefix: email:, upn:, uri: or dns:",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input(
+    tmp_path: Path,
+    ca_dir: Path,
+    bad_issuers: Path,
+    case: str,
+    change: t.Callable[[Path, Path], dict[str, t.Any]],
+    message: str,
+) -> None:
+    args = leaf_args(ca_dir, tmp_path / "out")
+    args.update(change(ca_dir, bad_issuers))
+    args = {k: v for k, v in args.items() if v is not None}
+    watched = [tmp_path, ca_dir, bad_issuers]
+    before = [snapshot(folder) for folder in watched]
+
+    result = run_action(args)
+
+    assert result["failed"] is True, result
+    assert message in result["msg"]
+    assert "\n" not in result["msg"] and "Traceback" not in result["msg"]
+    assert "exception" not in result
+    assert "ca-secret" not in repr(result)
+    assert [snapshot(folder) for folder in watched] == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_key_with_wrong_passphrase_is_not_replaced(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    run_action(leaf_args(ca_dir, tmp_path, privatekey_passphrase="first"))
+    before = snapshot(tmp_path)
+
+    result = run_action(leaf_args(ca_dir, tmp_path, privatekey_passphrase="second"))
+
+    assert (
+        result["failed"]
+        and "wrong passphrase" in result["msg"]
+        and "force: true" in result["msg"]
+    )
+    assert snapshot(tmp_path) == before
