@@ -221,6 +221,8 @@ def pki() -> dict[str, Pair]:
         "robot02": make_cert("robot02", root),
         "unmapped": make_cert("robot99", root),
         "foreign": make_cert("robot01", other),
+        # Same issuer name as the robot root, another key: names alone must not be trusted.
+        "forged": make_cert("robot01", make_cert("Robot Root CA", ca=True)),
         "selfsigned": make_cert("robot-self"),
         "selfsigned_ca": make_cert("robot-self-ca"),
         "expired": make_cert(
@@ -681,6 +683,7 @@ def test_user_mapping_accepted_only_when_it_chains_to_a_published_ca(
 
     refusals = {
         "foreign": "issuer not a registered CA",
+        "forged": "issuer not a registered CA",
         "selfsigned": "self-signed certificate not registered as a CA",
         "expired": "certificate expired",
     }

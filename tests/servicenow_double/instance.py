@@ -28,6 +28,7 @@ DEFAULT_LIMIT = 10000
 TOKEN_LIFETIME = 1800
 PROGRESS_TABLE = "_cicd_progress"  # internal: never reachable through the Table API
 ROBOT_ROLE = "sn_rpa_fdn.rpa_robot"
+SEEDED_ROLES = ("admin", "sso_config_admin", "sn_cicd.sys_ci_automation", ROBOT_ROLE)
 # Fields the instance computes from the attached PEM; a client cannot write them.
 COMPUTED = ("publish_status", "subject", "issuer", "valid_from", "valid_to")
 STATUS_LABELS = {
@@ -107,8 +108,10 @@ class Instance:
         with self.store.transaction():
             for table in schema.BASE_TABLES:
                 self._create_table(table)
-            roles = {name: self.store.insert("sys_user_role", {"name": name})["sys_id"] for name in (
-                "admin", "sso_config_admin", "sn_cicd.sys_ci_automation", ROBOT_ROLE)}  # fmt: skip
+            roles = {
+                name: self.store.insert("sys_user_role", {"name": name})["sys_id"]
+                for name in SEEDED_ROLES
+            }
             credentials = {
                 "admin_user": "admin",
                 "admin_password": secrets.token_urlsafe(12),
@@ -362,7 +365,7 @@ class Instance:
         )
 
     # Table API.
-    def list(
+    def list_records(
         self, caller: Caller, table: str, params: dict[str, str]
     ) -> tuple[list[Record], int, int, int]:
         self._require_table(caller, table)

@@ -62,7 +62,7 @@ class TlsServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return  # the client gave up or spoke no TLS; nothing to answer
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         finally:
             tls.close()
 
@@ -143,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
     # Plumbing.
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -381,7 +381,9 @@ class Handler(BaseHTTPRequestHandler):
         if match := TABLE_PATH.match(path):
             table, sys_id = match.groups()
             if sys_id is None and method == "GET":
-                rows, total, limit, offset = instance.list(caller, table, params)
+                rows, total, limit, offset = instance.list_records(
+                    caller, table, params
+                )
                 shown = [instance.render(r, table, params, base) for r in rows]
                 return self._list_answer(shown, total, limit, offset, params, path)
             if sys_id is None and method == "POST":
