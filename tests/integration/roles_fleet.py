@@ -11,24 +11,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tests.servicenow_double.fixture import SnowInstance
 
-from tests.servicenow_double import fixture as double  # noqa: E402
-from tests.servicenow_double.fixture import SnowInstance  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 PLAYBOOKS = REPO / "playbooks"
 PASSPHRASE = "fleet-test-passphrase"
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 USER_CERT_PATH = "/api/now/table/sys_user_certificate"
-snow_instance_factory = double.snow_instance_factory
 
 
 def recap_changed(stdout: str) -> dict[str, int]:
@@ -169,6 +164,5 @@ __all__ = (
     "openssl",
     "pkcs12_info",
     "recap_changed",
-    "snow_instance_factory",
     "thumbprint",
 )
