@@ -1,0 +1,620 @@
+"""The ServiceNow modules against the local test double, end to end through real playbooks.
+
+Each robot's certificate is issued here with cryptography by a throwaway CA, mapped with the
+modules, then proven by a real mutual-TLS login on the double's second port. Request counts and
+"nothing half-written" come from the double's request log and tables, not from the modules.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import typing as t
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.servicenow_double import fixture as double
+from tests.servicenow_double.fixture import SnowInstance
+
+# The double's session fixture, made visible to pytest in this module.
+snow_instance_factory = double.snow_instance_factory
+PLAYBOOKS = Path(__file__).parent / "playbooks" / "servicenow"
+NOW = datetime.datetime.now(datetime.UTC)
+CA_NAME = "Robot CA"
+PROPERTIES = [
+    {"name": "glide.authenticate.mutual.enabled", "value": "true"},
+    {"name": "sn_rpa_fdn.instance_authentication", "value": "mtls"},
+]
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
+
+
+class Pki(t.NamedTuple):
+    key: t.Any
+    cert: x509.Certificate
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Org"),
+        ]
+    )
+
+
+def make_ca(cn: str) -> Pki:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Pki(key, cert)
+
+
+def make_leaf(cn: str, ca: Pki, *, days: int = 90, expired: bool = False) -> Pki:
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = NOW - datetime.timedelta(days=10 if expired else 1)
+    end = (
+        NOW - datetime.timedelta(days=1)
+        if expired
+        else NOW + datetime.timedelta(days=days)
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Pki(key, cert)
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_pem(key: t.Any) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def instance_args(snow: SnowInstance, **overrides: t.Any) -> dict[str, t.Any]:
+    args = {
+        "host": snow.host,
+        "username": snow.admin_user,
+        "password": snow.admin_password,
+        "ca_path": snow.ca_path,
+        "timeout": 10,
+    }
+    args.update(overrides)
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def table(snow: SnowInstance, name: str, query: str = "") -> list[dict[str, t.Any]]:
+    path = f"/api/now/table/{name}?sysparm_limit=10000" + (
+        f"&sysparm_query={query}" if query else ""
+    )
+    status, _headers, body = snow.call("GET", path)
+    assert status == 200, body
+    return body["result"]
+
+
+def attachments(snow: SnowInstance) -> list[dict[str, t.Any]]:
+    status, _headers, body = snow.call("GET", "/api/now/attachment?sysparm_limit=10000")
+    assert status == 200, body
+    return body["result"]
+
+
+def snapshot(snow: SnowInstance) -> dict[str, list[str]]:
+    """The sys_ids of every certificate record and attachment, to prove nothing was added or lost."""
+    return {
+        "ca": sorted(r["sys_id"] for r in table(snow, "sys_ca_certificate")),
+        "user": sorted(r["sys_id"] for r in table(snow, "sys_user_certificate")),
+        "attachments": sorted(r["sys_id"] for r in attachments(snow)),
+    }
+
+
+def api_requests(snow: SnowInstance) -> list[dict[str, t.Any]]:
+    return [r for r in snow.requests() if r["port"] == "main"]
+
+
+class Fleet(t.NamedTuple):
+    snow: SnowInstance
+    ca: Pki
+    robots: dict[str, Pki]
+    vars: dict[str, t.Any]
+    first: t.Any
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    snow_instance_factory: t.Callable[..., SnowInstance],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Fleet:
+    """An empty instance brought to five mapped robots by one real playbook run."""
+    from tests.conftest import run_playbook
+
+    snow = snow_instance_factory(plugin_delay=1.0, publish_delay=0.6)
+    work = tmp_path_factory.mktemp("fleet")
+    ca = make_ca("Robot Test CA")
+    (work / "ca.pem").write_text(pem(ca.cert))
+    names = [f"robot{i:02d}" for i in range(1, 6)]
+    snow.create_robot_users(names)
+    robots = {n: make_leaf(n, ca) for n in names}
+    mappings = []
+    for name, robot in robots.items():
+        (work / f"{name}.pem").write_text(pem(robot.cert))
+        mappings.append(
+            {
+                "user": name,
+                "name": f"{name} mTLS",
+                "pem_path": str(work / f"{name}.pem"),
+            }
+        )
+    extra_vars = {
+        "sn": instance_args(snow),
+        "ca_name": CA_NAME,
+        "ca_pem_path": str(work / "ca.pem"),
+        "mappings": mappings,
+        "properties": PROPERTIES,
+    }
+    first = run_playbook(
+        PLAYBOOKS / "fleet.yml", tmp_path=work, extra_vars=extra_vars, diff=True
+    )
+    return Fleet(snow, ca, robots, extra_vars, first)
+
+
+def test_empty_instance_to_five_robots_logging_in(fleet: Fleet, tmp_path: Path) -> None:
+    run = fleet.first
+    assert run.rc == 0, run.stdout + run.stderr
+    preflight = run.task("Check the instance")
+    assert (
+        preflight["facts"]["adcv2"] is True
+        and preflight["facts"]["plugin"]["active"] is False
+    )
+    assert any(
+        "com.glide.auth.mutual is not active" in p for p in preflight["problems"]
+    )
+    assert run.task("Activate the mutual authentication plugin")["changed"] is True
+    assert (
+        run.task("Activate the mutual authentication plugin")["progress"]["status"]
+        == "2"
+    )
+    assert [r["changed"] for r in run.task("Set the system properties")["results"]] == [
+        False,
+        True,
+    ]
+    ca = run.task("Register the robot CA")
+    assert ca["changed"] is True and ca["ca"]["publish_status"] == "exists"
+    mapped = run.task("Map the robots")
+    assert [m["action"] for m in mapped["mappings"]] == ["created"] * 5
+
+    # Independent view: the instance's own tables, then a real mutual-TLS handshake per robot.
+    properties = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
+    assert properties["sn_rpa_fdn.instance_authentication"] == "mtls"
+    records = table(
+        fleet.snow, "sys_user_certificate", "sysparm_exclude_reference_link=true"
+    )
+    assert sorted(r["name"] for r in records) == [
+        f"robot{i:02d} mTLS" for i in range(1, 6)
+    ]
+    for name, robot in fleet.robots.items():
+        p12 = tmp_path / f"{name}.p12"
+        p12.write_bytes(
+            pkcs12.serialize_key_and_certificates(
+                name.encode(),
+                robot.key,
+                robot.cert,
+                [fleet.ca.cert],
+                serialization.BestAvailableEncryption(b"pfx-pass"),
+            )
+        )
+        assert fleet.snow.login_with_pkcs12(p12, "pfx-pass") == name
+
+    stranger = make_leaf("robot01", make_ca("Other CA"))
+    (tmp_path / "stranger.pem").write_text(pem(stranger.cert))
+    (tmp_path / "stranger.key").write_text(key_pem(stranger.key))
+    refused = fleet.snow.login_with(
+        tmp_path / "stranger.pem", tmp_path / "stranger.key"
+    )
+    assert refused != "robot01" and refused
+
+
+def test_cert_info_reports_fingerprints_from_the_instance(fleet: Fleet) -> None:
+    info = fleet.first.task("List the certificates")
+    assert [c["name"] for c in info["cas"]] == [CA_NAME]
+    assert (
+        info["cas"][0]["thumbprint"]
+        == fleet.ca.cert.fingerprint(hashes.SHA1()).hex().upper()
+    )
+    by_user = {m["user_name"]: m for m in info["mappings"]}
+    assert sorted(by_user) == sorted(fleet.robots)
+    for name, robot in fleet.robots.items():
+        assert (
+            by_user[name]["sha256_fingerprint"]
+            == robot.cert.fingerprint(hashes.SHA256()).hex(":").upper()
+        )
+        assert by_user[name]["ca_name"] == CA_NAME and by_user[name]["active"] is True
+
+
+def test_second_run_changes_nothing_and_only_reads(
+    fleet: Fleet, playbook: t.Callable[..., t.Any]
+) -> None:
+    fleet.snow.clear_requests()
+    run = playbook(PLAYBOOKS / "fleet.yml", extra_vars=fleet.vars, diff=True)
+    assert run.rc == 0, run.stdout + run.stderr
+    assert run.changed_tasks() == []
+    logged = api_requests(fleet.snow)
+    assert logged and {r["method"] for r in logged} == {"GET"}
+
+
+def test_check_mode_sends_no_write(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    other_ca = make_ca("Robot Test CA 2")
+    (tmp_path / "ca2.pem").write_text(pem(other_ca.cert))
+    fleet.snow.create_robot_users(["robot90"])
+    newcomer = make_leaf("robot90", fleet.ca)
+    (tmp_path / "robot90.pem").write_text(pem(newcomer.cert))
+    variables = dict(
+        fleet.vars,
+        ca_pem_path=str(tmp_path / "ca2.pem"),
+        mappings=[
+            *fleet.vars["mappings"],
+            {
+                "user": "robot90",
+                "name": "robot90 mTLS",
+                "pem_path": str(tmp_path / "robot90.pem"),
+            },
+        ],
+        properties=[{"name": "sn_rpa_fdn.code_signing_required", "value": "true"}],
+    )
+    before = snapshot(fleet.snow)
+    fleet.snow.clear_requests()
+
+    run = playbook(PLAYBOOKS / "fleet.yml", extra_vars=variables, check=True, diff=True)
+
+    assert run.rc == 0, run.stdout + run.stderr
+    assert (
+        "Register the robot CA" in run.changed_tasks()
+        and "Map the robots" in run.changed_tasks()
+    )
+    assert [m["action"] for m in run.task("Map the robots")["mappings"]][
+        -1
+    ] == "created"
+    assert (
+        "sn_rpa_fdn.code_signing_required" in run.stderr + run.stdout
+    )  # the warning before turning it on
+    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+    assert snapshot(fleet.snow) == before
+    diff = run.task("Register the robot CA")["diff"]
+    assert (
+        diff["before"]["certificates"][0]["sha256_fingerprint"]
+        != diff["after"]["certificates"][0]["sha256_fingerprint"]
+    )
+
+
+@pytest.mark.parametrize("count", [5, 250])
+def test_request_budget_of_an_unchanged_rerun(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path, count: int
+) -> None:
+    names = [f"budget{count}-{i:03d}" for i in range(count)]
+    fleet.snow.create_robot_users(names)
+    mappings = []
+    for n in names:
+        (tmp_path / f"{n}.pem").write_text(pem(make_leaf(n, fleet.ca).cert))
+        mappings.append(
+            {"user": n, "name": f"{n} mTLS", "pem_path": str(tmp_path / f"{n}.pem")}
+        )
+    variables = {"sn": fleet.vars["sn"], "mappings": mappings}
+    first = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+    assert first.rc == 0, first.stdout + first.stderr
+    fleet.snow.clear_requests()
+
+    again = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+
+    assert again.rc == 0 and again.task("Map the robots")["changed"] is False
+    logged = api_requests(fleet.snow)
+    assert len(logged) <= math.ceil(count / 100) + 5, logged
+    assert {r["method"] for r in logged} == {"GET"}
+
+
+def test_survives_a_429_storm_and_a_burst_of_503s(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    fleet.snow.create_robot_users(["storm01", "storm02"])
+    mappings = [
+        {
+            "user": n,
+            "name": f"{n} mTLS",
+            "pem_content": pem(make_leaf(n, fleet.ca).cert),
+        }
+        for n in ("storm01", "storm02")
+    ]
+    fleet.snow.clear_requests()
+    fleet.snow.inject(
+        status=429, count=3, every=1, retry_after=1, path_prefix="/api/now/attachment"
+    )
+    fleet.snow.inject(status=503, count=3, path_prefix="/api/now/table/sys_user")
+    try:
+        run = playbook(
+            PLAYBOOKS / "user_cert.yml",
+            extra_vars={"sn": fleet.vars["sn"], "mappings": mappings},
+        )
+    finally:
+        fleet.snow.clear_faults()
+    assert run.rc == 0, run.stdout + run.stderr
+    logged = api_requests(fleet.snow)
+    statuses = [r["status"] for r in logged]
+    # Retry-After: 1 was honoured: the next request came at least a second after each 429.
+    waits = [
+        b["ts"] - a["ts"]
+        for a, b in zip(logged, logged[1:], strict=False)
+        if a["status"] == 429
+    ]
+    assert waits and min(waits) >= 0.95, waits
+    assert statuses.count(429) == 3 and statuses.count(503) == 3
+    assert [m["action"] for m in run.task("Map the robots")["mappings"]] == [
+        "created",
+        "created",
+    ]
+    assert {
+        r["user.user_name"] if "user.user_name" in r else r["name"]
+        for r in table(fleet.snow, "sys_user_certificate", "nameSTARTSWITHstorm")
+    } == {
+        "storm01 mTLS",
+        "storm02 mTLS",
+    }
+
+
+def test_replaced_certificate_and_exclusive_rotation(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    fleet.snow.create_robot_users(["rotor"])
+    old, new = make_leaf("rotor", fleet.ca), make_leaf("rotor", fleet.ca)
+    base = {"sn": fleet.vars["sn"]}
+    assert (
+        playbook(
+            PLAYBOOKS / "user_cert.yml",
+            extra_vars=dict(
+                base,
+                mappings=[
+                    {
+                        "user": "rotor",
+                        "name": "rotor 2026",
+                        "pem_content": pem(old.cert),
+                    }
+                ],
+            ),
+        ).rc
+        == 0
+    )
+
+    run = playbook(
+        PLAYBOOKS / "user_cert.yml",
+        extra_vars=dict(
+            base,
+            exclusive="deactivate",
+            mappings=[
+                {"user": "rotor", "name": "rotor 2027", "pem_content": pem(new.cert)}
+            ],
+        ),
+        diff=True,
+    )
+
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task("Map the robots")
+    assert [d["name"] for d in result["deactivated"]] == ["rotor 2026"]
+    states = {
+        r["name"]: r["active"]
+        for r in table(fleet.snow, "sys_user_certificate", "nameSTARTSWITHrotor")
+    }
+    assert states == {"rotor 2026": "false", "rotor 2027": "true"}
+
+    newer = make_leaf("rotor", fleet.ca)
+    replaced = playbook(
+        PLAYBOOKS / "user_cert.yml",
+        extra_vars=dict(
+            base,
+            mappings=[
+                {"user": "rotor", "name": "rotor 2027", "pem_content": pem(newer.cert)}
+            ],
+        ),
+        diff=True,
+    )
+    entry = replaced.task("Map the robots")
+    assert entry["mappings"][0]["action"] == "replaced"
+    diff = entry["diff"]
+    assert (
+        diff["before"]["rotor/rotor 2027"]["sha256_fingerprint"]
+        == new.cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    )
+    assert (
+        diff["after"]["rotor/rotor 2027"]["sha256_fingerprint"]
+        == newer.cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    )
+    names = sorted(
+        r["name"]
+        for r in table(fleet.snow, "sys_user_certificate", "nameSTARTSWITHrotor")
+    )
+    assert names == ["rotor 2026", "rotor 2027"]
+
+
+def _error_case(
+    case: str, fleet: Fleet, tmp_path: Path
+) -> tuple[dict[str, t.Any], str]:
+    """Variables of one failing run and a phrase its message must contain."""
+    snow = fleet.snow
+    robot = fleet.robots["robot01"]
+    good = [
+        {
+            "user": "robot01",
+            "name": "robot01 extra",
+            "pem_content": pem(make_leaf("robot01", fleet.ca).cert),
+        }
+    ]
+    if case == "wrong password":
+        return {
+            "sn": instance_args(snow, password="not-the-password"),
+            "mappings": good,
+        }, "HTTP 401"
+    if case == "wrong OAuth secret":
+        sn = instance_args(
+            snow,
+            password=None,
+            username=None,
+            client_id=snow.oauth_client_id,
+            client_secret="wrong-secret-value",
+        )
+        return {"sn": sn, "mappings": good}, "/oauth_token.do failed with HTTP 401"
+    if case == "missing sso_config_admin":
+        return {
+            "sn": instance_args(
+                snow, username=snow.no_sso_user, password=snow.no_sso_password
+            ),
+            "mappings": good,
+        }, "sso_config_admin"
+    if case == "unreachable host":
+        return {
+            "sn": instance_args(snow, host="127.0.0.1:9"),
+            "mappings": good,
+        }, "cannot reach"
+    if case == "TLS verification failure":
+        return {
+            "sn": instance_args(snow, ca_path=None),
+            "mappings": good,
+        }, "TLS verification"
+    if case == "PEM with a private key":
+        content = pem(robot.cert) + key_pem(robot.key)
+        return {
+            "sn": instance_args(snow),
+            "mappings": [
+                {"user": "robot01", "name": "robot01 key", "pem_content": content}
+            ],
+        }, "private key"
+    if case == "unregistered CA":
+        stranger = make_leaf("robot01", make_ca("Unregistered CA"))
+        return {
+            "sn": instance_args(snow),
+            "mappings": [
+                {
+                    "user": "robot01",
+                    "name": "robot01 other",
+                    "pem_content": pem(stranger.cert),
+                }
+            ],
+        }, ("not registered as an active CA")
+    if case == "expired certificate":
+        expired = make_leaf("robot01", fleet.ca, expired=True)
+        return {
+            "sn": instance_args(snow),
+            "mappings": [
+                {
+                    "user": "robot01",
+                    "name": "robot01 old",
+                    "pem_content": pem(expired.cert),
+                }
+            ],
+        }, "expired"
+    raise AssertionError(case)
+
+
+ERROR_CASES = [
+    "wrong password",
+    "wrong OAuth secret",
+    "missing sso_config_admin",
+    "unreachable host",
+    "TLS verification failure",
+    "PEM with a private key",
+    "unregistered CA",
+    "expired certificate",
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_error_gives_one_clear_line_and_writes_nothing(
+    case: str, fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    variables, phrase = _error_case(case, fleet, tmp_path)
+    before = snapshot(fleet.snow)
+    fleet.snow.clear_requests()
+
+    run = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+    logged = api_requests(fleet.snow)
+
+    assert run.rc != 0
+    result = run.task("Map the robots")
+    message = result["msg"]
+    assert phrase in message and "\n" not in message and "Traceback" not in message, (
+        message
+    )
+    assert "exception" not in result or "Traceback" not in str(
+        result.get("exception", "")
+    )
+    assert snapshot(fleet.snow) == before
+    assert not [r for r in logged if r["method"] in WRITES and r["status"] < 300]
+    if case in ("PEM with a private key", "expired certificate"):
+        assert logged == []  # refused before any request
+    for secret in (
+        "not-the-password",
+        "wrong-secret-value",
+        fleet.snow.admin_password,
+        fleet.snow.oauth_client_secret,
+    ):
+        assert secret not in run.stdout + run.stderr + str(run.results)
+
+
+def test_no_secret_in_any_output_at_vvv(
+    fleet: Fleet, playbook: t.Callable[..., t.Any]
+) -> None:
+    snow = fleet.snow
+    oauth = instance_args(
+        snow,
+        client_id=snow.oauth_client_id,
+        client_secret=snow.oauth_client_secret,
+        grant_type="password",
+    )
+    variables = dict(fleet.vars, sn=oauth)
+
+    run = playbook(
+        PLAYBOOKS / "fleet.yml", extra_vars=variables, diff=True, verbosity=3
+    )
+
+    assert run.rc == 0, run.stdout + run.stderr
+    output = run.stdout + run.stderr + str(run.results)
+    for secret in (snow.admin_password, snow.oauth_client_secret):
+        assert secret not in output
+    assert "Authorization" not in output and "Bearer" not in output
+    tokens = [r for r in snow.requests() if r["path"] == "/oauth_token.do"]
+    assert tokens and all(r["status"] == 200 for r in tokens[-6:])
