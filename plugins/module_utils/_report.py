@@ -692,7 +692,10 @@ def build_report(
     )
     summary = {
         "robots": len(robot_rows),
-        "robots_ok": sum(1 for r in robot_rows if not r["problems"]),
+        # A fleet-wide error (the robot CA) stops every robot, so none is in order then.
+        "robots_ok": 0
+        if fleet_problem
+        else sum(1 for r in robot_rows if not r["problems"]),
         "robots_with_problems": sum(1 for r in robot_rows if r["problems"]),
         "findings": counts,
         "fleet_problems": sum(1 for f in findings if f["robot"] is None),

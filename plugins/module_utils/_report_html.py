@@ -122,18 +122,26 @@ def _banner(report: dict[str, t.Any]) -> str:
     counts = summary["findings"]
     robots = summary["robots"]
     if counts["error"]:
-        text = f"{_plural(counts['error'], 'problem')} need action now"
+        verb = "needs" if counts["error"] == 1 else "need"
+        text = f"{_plural(counts['error'], 'problem')} {verb} action now"
         if counts["warning"]:
             text += f", and {_plural(counts['warning'], 'warning')}"
-        text += f"; {summary['robots_with_problems']} of {robots} robots affected."
         if summary["fleet_blocked"]:
-            text += " A fleet-wide problem affects every robot."
+            text += f". A fleet-wide problem affects all {robots} robots"
+            if summary["robots_with_problems"]:
+                text += (
+                    f"; {summary['robots_with_problems']} of them also have their own"
+                )
+            text += "."
+        else:
+            text += f"; {summary['robots_with_problems']} of {robots} robots affected."
         kind = "error"
     elif counts["warning"]:
         text = f"No urgent problem; {_plural(counts['warning'], 'warning')} to plan for ({summary['robots_with_problems']} of {robots} robots)."
         kind = "warning"
     else:
-        text = f"All {robots} robots are in order: certificates valid, mapped and installed as expected."
+        who = "The robot is" if robots == 1 else f"All {robots} robots are"
+        text = f"{who} in order: certificates valid, mapped and installed as expected."
         kind = "ok"
     return f'<div class="banner {kind}" role="status">{_e(text)}</div>'
 

@@ -7,11 +7,17 @@ import html.parser
 import typing as t
 from pathlib import Path
 
-from test_report import DAY, NOW, Pki, healthy_snow, installed, robot
-
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _report
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._report_html import (
     render_html,
+)
+from tests.unit.plugins.module_utils.test_report import (
+    DAY,
+    NOW,
+    Pki,
+    healthy_snow,
+    installed,
+    robot,
 )
 
 
@@ -151,5 +157,5 @@ def test_page_is_deterministic_and_calm_when_all_is_well(tmp_path: Path) -> None
 
     assert first == second
     text = "".join(parse(first).text)
-    assert "All 1 robots are in order" in text
+    assert "The robot is in order" in text
     assert "No problems found." in text
