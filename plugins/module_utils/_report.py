@@ -967,8 +967,13 @@ def collect(params: dict[str, t.Any]) -> dict[str, t.Any]:
     )
 
 
-def run(params: dict[str, t.Any], *, check_mode: bool) -> dict[str, t.Any]:
-    """Build the report, write the JSON and HTML files that differ (not in check mode), return the result."""
+def run(
+    params: dict[str, t.Any], *, check_mode: bool
+) -> tuple[bool, dict[str, t.Any], dict[str, t.Any], list[str]]:
+    """Build the report and write the JSON and HTML files that differ (not in check mode).
+
+    Returns (changed, result, diff, warnings) as the controller action base expects.
+    """
     # Imported here: the HTML renderer imports this file for its date helpers.
     from ansible_collections.snowrpa.robot_certs.plugins.module_utils._report_html import (
         render_html,
@@ -989,10 +994,8 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> dict[str, t.Any]:
     for write in writes:
         check_writable(write.path, what=names[write.path])
     current = {w.path: read_optional(w.path, what=names[w.path]) for w in writes}
-    pending = [
-        w for w in writes if needs_write(w.path, w.data, w.mode, current[w.path])
-    ]
-    if pending and not check_mode:
+    changed = any(needs_write(w.path, w.data, w.mode, current[w.path]) for w in writes)
+    if changed and not check_mode:
         apply_writes(writes, current, what=names)
 
     diff: dict[str, t.Any] = {}
@@ -1004,15 +1007,19 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> dict[str, t.Any]:
             "before": before.decode("utf-8", "replace") if before else "",
             "after": outputs["json_path"].decode("utf-8"),
         }
-    return {
-        "changed": bool(pending),
+    result = {
         "report": report,
         "summary": report["summary"],
         "findings": report["findings"],
         "json_path": params.get("json_path"),
         "html_path": params.get("html_path"),
-        "diff": diff,
     }
+    warnings = []
+    if not writes:
+        warnings.append(
+            "neither json_path nor html_path is set, so the report is only returned, not written"
+        )
+    return changed, result, diff, warnings
 
 
 __all__ = (

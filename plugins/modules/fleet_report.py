@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: contributors to the snowrpa.robot_certs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 
 from __future__ import annotations
 
@@ -239,30 +240,31 @@ html_path:
   sample: /srv/reports/robot-certs.html
 """
 
-# Imports follow the documentation blocks, as ansible-doc and ansible-test expect of modules.
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _report
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
-)
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._report import (  # noqa: E402
-    ARGUMENT_SPEC,
-    run,
 )
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=_report.ARGUMENT_SPEC, supports_check_mode=True
+    )
 
     try:
-        result = run(module.params, check_mode=module.check_mode)
+        changed, result, diff, warnings = _report.run(
+            module.params, check_mode=module.check_mode
+        )
     except RobotCertsError as exc:
         module.fail_json(msg=str(exc))
 
-    diff = result.pop("diff")
-    if module._diff and diff and result["changed"]:
+    for warning in warnings:
+        module.warn(warning)
+    if module._diff:
         result["diff"] = diff
-    module.exit_json(**result)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

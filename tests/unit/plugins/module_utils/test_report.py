@@ -601,25 +601,41 @@ def test_run_writes_once_and_check_mode_writes_nothing(
 ) -> None:
     options = params(pki, tmp_path)
 
-    planned = _report.run(options, check_mode=True)
-    assert planned["changed"] is True
+    planned, _result, planned_diff, _warnings = _report.run(options, check_mode=True)
+    assert planned is True
+    assert planned_diff["before"] == "" and '"cert_expiring"' in planned_diff["after"]
     assert not (tmp_path / "out").exists()
 
-    first = _report.run(options, check_mode=False)
+    first, result, _diff, warnings = _report.run(options, check_mode=False)
     written = (tmp_path / "out" / "report.json").read_bytes()
     stamp = os.stat(tmp_path / "out" / "report.json").st_mtime_ns
-    second = _report.run(options, check_mode=False)
+    second, _result, diff, _warnings = _report.run(options, check_mode=False)
 
-    assert first["changed"] is True and second["changed"] is False
+    assert first is True and second is False and warnings == []
     assert os.stat(tmp_path / "out" / "report.json").st_mtime_ns == stamp
     assert oct(os.stat(tmp_path / "out" / "report.html").st_mode & 0o777) == "0o644"
     document = json.loads(written)
+    assert document == result["report"]
     assert [f["kind"] for f in document["findings"]] == [
         "servicenow_unavailable",
         "cert_expiring",
     ]
     assert "401" in document["findings"][0]["message"]
-    assert second["diff"]["before"] == second["diff"]["after"]
+    assert diff["before"] == diff["after"]
+
+
+def test_run_without_output_paths_only_returns(pki: Pki, tmp_path: Path) -> None:
+    options = params(pki, tmp_path)
+    options.update(json_path=None, html_path=None)
+
+    changed, result, _diff, warnings = _report.run(options, check_mode=False)
+
+    assert changed is False
+    assert result["summary"]["robots"] == 1
+    assert warnings == [
+        "neither json_path nor html_path is set, so the report is only returned, not written"
+    ]
+    assert not (tmp_path / "out").exists()
 
 
 def test_run_refuses_one_path_for_both(pki: Pki, tmp_path: Path) -> None:
