@@ -488,7 +488,8 @@ def _windows_findings(robot: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     if status != "checked":
         return []
     findings: list[dict[str, t.Any]] = []
-    for role in ROLES:
+    # A store that was not read (no robot account to become, say) tells nothing about its certificate.
+    for role in windows.get("checked_roles", ROLES):
         facts = robot.get(role) or {}
         if not facts.get("present"):
             continue
@@ -917,8 +918,11 @@ def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
             lines = str(bad[0].get("msg") or "").strip().splitlines()
             return {"status": state, "message": lines[0] if lines else fallback}
     certificates = []
+    checked: set[str] = set()
     for run_result in ran:
         role = _store_role(run_result.get("store"))
+        if role:
+            checked.add(role)
         for cert in run_result.get("certificates") or []:
             certificates.append(
                 {
@@ -932,7 +936,13 @@ def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
                     "key_acl": cert.get("key_acl"),
                 }
             )
-    return {"status": "checked", "message": None, "certificates": certificates}
+    checked.update(c["role"] for c in certificates if c["role"])
+    return {
+        "status": "checked",
+        "message": None,
+        "certificates": certificates,
+        "checked_roles": [r for r in ROLES if r in checked],
+    }
 
 
 def collect(params: dict[str, t.Any]) -> dict[str, t.Any]:

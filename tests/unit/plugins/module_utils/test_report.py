@@ -505,6 +505,35 @@ def test_windows_facts_states(pki: Pki) -> None:
     ]
 
 
+def test_a_store_not_read_is_not_a_missing_certificate(pki: Pki) -> None:
+    entry = robot(pki, "robot01")
+    machine, _user = win_cert_info_results(entry)
+    skipped = {
+        "skipped": True,
+        "changed": False,
+        "false_condition": "robot_windows_account is defined",
+    }
+    entry["windows"] = _report.windows_from_info([machine, skipped], windows_host=True)
+    other = robot(pki, "robot02")
+    machine2, user2 = win_cert_info_results(other)
+    user2["certificates"] = []
+    other["windows"] = _report.windows_from_info([machine2, user2], windows_host=True)
+
+    report = _report.build_report(
+        robots=[entry, other], ca=None, servicenow=None, now=NOW, warn_days=30
+    )
+
+    assert entry["windows"]["checked_roles"] == ["client"]
+    assert [(r, k) for r, k in kinds(report) if r] == [
+        ("robot02", "windows_cert_missing")
+    ]
+    missing = next(f for f in report["findings"] if f["kind"] == "windows_cert_missing")
+    assert (
+        "CurrentUser\\My" in missing["message"]
+        and missing["certificate"] == "code_signing"
+    )
+
+
 def test_certificate_without_a_usable_key_on_the_robot(pki: Pki) -> None:
     entry = robot(pki, "robot01")
     machine, user = win_cert_info_results(entry)
