@@ -279,16 +279,25 @@ def test_second_run_changes_nothing_and_only_reads(
     assert logged and {r["method"] for r in logged} == {"GET"}
 
 
-def test_check_mode_sends_no_write(
+def test_check_mode_sends_no_write_and_no_secret_at_vvv(
     fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
 ) -> None:
+    """Pending changes of every kind, in check mode, over OAuth, at -vvv with diffs."""
+    snow = fleet.snow
     other_ca = make_ca("Robot Test CA 2")
     (tmp_path / "ca2.pem").write_text(pem(other_ca.cert))
     fleet.snow.create_robot_users(["robot90"])
     newcomer = make_leaf("robot90", fleet.ca)
     (tmp_path / "robot90.pem").write_text(pem(newcomer.cert))
+    oauth = instance_args(
+        snow,
+        client_id=snow.oauth_client_id,
+        client_secret=snow.oauth_client_secret,
+        grant_type="password",
+    )
     variables = dict(
         fleet.vars,
+        sn=oauth,
         ca_pem_path=str(tmp_path / "ca2.pem"),
         mappings=[
             *fleet.vars["mappings"],
@@ -303,7 +312,14 @@ def test_check_mode_sends_no_write(
     before = snapshot(fleet.snow)
     fleet.snow.clear_requests()
 
-    run = playbook(PLAYBOOKS / "fleet.yml", extra_vars=variables, check=True, diff=True)
+    run = playbook(
+        PLAYBOOKS / "fleet.yml",
+        extra_vars=variables,
+        check=True,
+        diff=True,
+        verbosity=3,
+    )
+    logged = api_requests(snow)
 
     assert run.rc == 0, run.stdout + run.stderr
     assert (
@@ -316,8 +332,14 @@ def test_check_mode_sends_no_write(
     assert (
         "sn_rpa_fdn.code_signing_required" in run.stderr + run.stdout
     )  # the warning before turning it on
-    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+    tokens = [r for r in logged if r["path"] == "/oauth_token.do"]
+    assert len(tokens) == 6 and {r["status"] for r in tokens} == {200}
+    assert {r["method"] for r in logged if r not in tokens} == {"GET"}
     assert snapshot(fleet.snow) == before
+    output = run.stdout + run.stderr + str(run.results)
+    for secret in (snow.admin_password, snow.oauth_client_secret):
+        assert secret not in output
+    assert "Authorization" not in output and "Bearer" not in output
     diff = run.task("Register the robot CA")["diff"]
     assert (
         diff["before"]["certificates"][0]["sha256_fingerprint"]
@@ -570,7 +592,7 @@ def test_error_gives_one_clear_line_and_writes_nothing(
     before = snapshot(fleet.snow)
     fleet.snow.clear_requests()
 
-    run = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+    run = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables, verbosity=3)
     logged = api_requests(fleet.snow)
 
     assert run.rc != 0
@@ -593,28 +615,3 @@ def test_error_gives_one_clear_line_and_writes_nothing(
         fleet.snow.oauth_client_secret,
     ):
         assert secret not in run.stdout + run.stderr + str(run.results)
-
-
-def test_no_secret_in_any_output_at_vvv(
-    fleet: Fleet, playbook: t.Callable[..., t.Any]
-) -> None:
-    snow = fleet.snow
-    oauth = instance_args(
-        snow,
-        client_id=snow.oauth_client_id,
-        client_secret=snow.oauth_client_secret,
-        grant_type="password",
-    )
-    variables = dict(fleet.vars, sn=oauth)
-
-    run = playbook(
-        PLAYBOOKS / "fleet.yml", extra_vars=variables, diff=True, verbosity=3
-    )
-
-    assert run.rc == 0, run.stdout + run.stderr
-    output = run.stdout + run.stderr + str(run.results)
-    for secret in (snow.admin_password, snow.oauth_client_secret):
-        assert secret not in output
-    assert "Authorization" not in output and "Bearer" not in output
-    tokens = [r for r in snow.requests() if r["path"] == "/oauth_token.do"]
-    assert tokens and all(r["status"] == 200 for r in tokens[-6:])
