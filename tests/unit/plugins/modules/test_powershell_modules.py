@@ -16,7 +16,10 @@ from tree_sitter import Language, Node, Parser
 
 REPO = Path(__file__).resolve().parents[4]
 PLUGINS = REPO / "plugins"
-PS_FILES = sorted([*PLUGINS.rglob("*.ps1"), *PLUGINS.rglob("*.psm1")])
+TARGETS = REPO / "tests" / "integration" / "targets"
+PS_FILES = sorted(
+    [*PLUGINS.rglob("*.ps1"), *PLUGINS.rglob("*.psm1"), *TARGETS.rglob("*.ps1")]
+)
 PS_MODULES = sorted((PLUGINS / "modules").glob("*.ps1"))
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 
