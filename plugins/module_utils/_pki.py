@@ -175,10 +175,10 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return is_issued_by(cert, cert)
 
 
-def order_chain(
+def split_chain(
     leaf: x509.Certificate, others: t.Iterable[x509.Certificate]
-) -> list[x509.Certificate]:
-    """OTHERS in issuer order from LEAF's issuer up to the root; unrelated ones follow in input order."""
+) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """(LEAF's issuers from its issuer up to the root, the OTHERS that are not on that path)."""
     pool = [c for c in others if c != leaf]
     ordered: list[x509.Certificate] = []
     current = leaf
@@ -190,11 +190,19 @@ def order_chain(
             break
         ordered.append(parent)
         current = parent
-    unique_rest: list[x509.Certificate] = []
+    unrelated: list[x509.Certificate] = []
     for cert in pool:
-        if cert not in ordered and cert not in unique_rest:
-            unique_rest.append(cert)
-    return ordered + unique_rest
+        if cert not in ordered and cert not in unrelated:
+            unrelated.append(cert)
+    return ordered, unrelated
+
+
+def order_chain(
+    leaf: x509.Certificate, others: t.Iterable[x509.Certificate]
+) -> list[x509.Certificate]:
+    """OTHERS in issuer order from LEAF's issuer up to the root; unrelated ones follow in input order."""
+    ordered, unrelated = split_chain(leaf, others)
+    return ordered + unrelated
 
 
 def public_key_matches(private_key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
@@ -799,6 +807,7 @@ __all__ = (
     "profile_ekus",
     "public_key_matches",
     "serialize_private_key",
+    "split_chain",
     "sha256_fingerprint",
     "thumbprint",
 )
