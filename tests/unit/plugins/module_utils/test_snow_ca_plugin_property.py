@@ -1,0 +1,423 @@
+"""CA records, plugin activation, properties and table checks, with a mock client."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import typing as t
+from unittest import mock
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _snow_certs as certs,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _snow_plugin as plugin,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _snow_property as prop,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _snow_tables as tables,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+    ServiceNowError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
+    SnowClient,
+)
+
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def _ca(cn: str = "Robot CA", *, expired: bool = False) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=3))
+        .not_valid_after(
+            NOW - datetime.timedelta(days=1)
+            if expired
+            else NOW + datetime.timedelta(days=300)
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _client() -> mock.MagicMock:
+    client = mock.create_autospec(SnowClient, instance=True)
+    client.check_mode = False
+    client.sleep = mock.Mock()
+    client.list_records.return_value = []
+    client.list_attachments.return_value = []
+    client.list_in.return_value = []
+    return client
+
+
+def _ca_params(cert: x509.Certificate, **extra: t.Any) -> dict[str, t.Any]:
+    params = {
+        "name": "Robot CA",
+        "pem_path": None,
+        "pem_content": _pem(cert).decode(),
+        "type": "ca",
+        "active": True,
+        "expiration_notification": None,
+        "warn_in_days": None,
+        "notify_users": None,
+        "wait_for_publish": True,
+        "publish_timeout": 5,
+        "poll_interval": 0.01,
+        "state": "present",
+    }
+    params.update(extra)
+    return params
+
+
+def _stored(
+    cert: x509.Certificate, sys_id: str = "1" * 32, **fields: str
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    record = {
+        "sys_id": sys_id,
+        "name": "Robot CA",
+        "active": "true",
+        "type": "ca_cert",
+        "format": "pem",
+        "publish_status": "exists",
+        **fields,
+    }
+    attachment = {
+        "sys_id": "a" + sys_id[1:],
+        "table_sys_id": sys_id,
+        "hash": hashlib.sha256(_pem(cert)).hexdigest(),
+    }
+    return record, attachment
+
+
+def test_same_ca_certificate_is_unchanged_without_downloads() -> None:
+    cert = _ca()
+    record, attachment = _stored(cert)
+    client = _client()
+    client.list_records.return_value = [record]
+    client.list_attachments.return_value = [attachment]
+
+    changed, result, diff = certs.run_ca(_ca_params(cert), client, False)
+
+    assert changed is False and result["action"] == "unchanged"
+    assert client.attachment_content.call_count == 0
+    assert not (
+        client.create.called
+        or client.update.called
+        or client.delete.called
+        or client.attach.called
+    )
+    assert diff["before"] == diff["after"]
+
+
+def test_changed_options_are_patched_in_place() -> None:
+    cert = _ca()
+    record, attachment = _stored(cert, warn_in_days="30")
+    client = _client()
+    client.list_records.return_value = [record]
+    client.list_attachments.return_value = [attachment]
+    client.update.return_value = {}
+
+    changed, result, _ = certs.run_ca(
+        _ca_params(cert, warn_in_days=60, active=False), client, False
+    )
+
+    assert changed and result["action"] == "updated"
+    client.update.assert_called_once_with(
+        "sys_ca_certificate", "1" * 32, {"active": "false", "warn_in_days": "60"}
+    )
+
+
+def test_new_pem_replaces_the_record_after_the_new_one_is_published() -> None:
+    old, new = _ca(), _ca()
+    record, attachment = _stored(old)
+    client = _client()
+    published = {"sys_id": "2" * 32, "name": "Robot CA", "publish_status": "exists"}
+    client.list_records.side_effect = [
+        [record],
+        [dict(published, publish_status="pending")],
+        [published],
+    ]
+    client.list_attachments.side_effect = [[attachment], []]
+    client.attachment_content.return_value = _pem(old)
+    client.create.side_effect = lambda table, fields: dict(fields, sys_id="2" * 32)
+
+    changed, result, diff = certs.run_ca(_ca_params(new), client, False)
+
+    assert changed and result["action"] == "replaced" and client.sleep.call_count == 1
+    client.delete.assert_called_once_with("sys_ca_certificate", "1" * 32)
+    fingerprint = new.fingerprint(hashes.SHA256()).hex(":").upper()
+    assert diff["after"]["certificates"][0]["sha256_fingerprint"] == fingerprint
+    assert (
+        diff["before"]["certificates"][0]["sha256_fingerprint"]
+        == old.fingerprint(hashes.SHA256()).hex(":").upper()
+    )
+
+
+def test_failed_publish_removes_the_new_record() -> None:
+    client = _client()
+    client.list_records.side_effect = [
+        [],
+        [{"sys_id": "2" * 32, "publish_status": "failed"}],
+    ]
+    client.create.side_effect = lambda table, fields: dict(fields)
+
+    with pytest.raises(ServiceNowError, match="could not publish it"):
+        certs.run_ca(_ca_params(_ca()), client, False)
+
+    created = client.create.call_args.args[1]["sys_id"]
+    client.delete.assert_called_once_with("sys_ca_certificate", created)
+
+
+def test_publish_timeout_names_the_status() -> None:
+    client = _client()
+    client.list_records.side_effect = [[]] + [
+        [{"sys_id": "2" * 32, "publish_status": "pending"}]
+    ] * 1000
+    client.create.side_effect = lambda table, fields: dict(fields)
+
+    with pytest.raises(
+        ServiceNowError, match="still has publish status 'pending' after 0.05 s"
+    ):
+        certs.run_ca(_ca_params(_ca(), publish_timeout=0.05), client, False)
+
+
+def test_expired_ca_is_refused_before_any_request() -> None:
+    client = _client()
+
+    with pytest.raises(CertificateError, match="expired"):
+        certs.run_ca(_ca_params(_ca(expired=True)), client, False)
+
+    assert client.mock_calls == []
+
+
+def test_canonical_pem_is_the_same_for_differently_wrapped_input() -> None:
+    cert = _ca()
+    der = cert.public_bytes(serialization.Encoding.DER)
+    long_lines = (
+        b"-----BEGIN CERTIFICATE-----\r\n"
+        + base64.b64encode(der)
+        + b"\r\n-----END CERTIFICATE-----\r\n"
+    )
+
+    assert (
+        certs.read_pem(None, long_lines.decode(), source="x").digest
+        == hashlib.sha256(_pem(cert)).hexdigest()
+    )
+    assert all(
+        len(line) <= 64
+        for line in certs.read_pem(
+            None, long_lines.decode(), source="x"
+        ).content.splitlines()
+    )
+
+
+def test_plugin_already_active_sends_nothing() -> None:
+    client = _client()
+    client.list_records.return_value = [
+        {"id": "com.glide.auth.mutual", "name": "Mutual", "active": "active"}
+    ]
+
+    changed, result, _ = plugin.run(
+        {"plugin_id": "com.glide.auth.mutual", "timeout": 5, "poll_interval": 0},
+        client,
+        False,
+    )
+
+    assert changed is False and result["plugin"]["active"] is True
+    client.post.assert_not_called()
+
+
+def test_plugin_activation_polls_until_successful() -> None:
+    client = _client()
+    client.list_records.return_value = [{"id": "p", "name": "P", "active": "inactive"}]
+    client.post.return_value = {"links": {"progress": {"id": "prog1"}}, "status": "0"}
+    client.get_json.side_effect = [
+        {"status": "0"},
+        {"status": "1", "percent_complete": "50"},
+        {"status": "2", "status_message": "done"},
+    ]
+
+    changed, result, _ = plugin.run(
+        {"plugin_id": "p", "timeout": 5, "poll_interval": 0.01}, client, False
+    )
+
+    assert (
+        changed
+        and result["progress"]["id"] == "prog1"
+        and client.get_json.call_count == 3
+    )
+    client.post.assert_called_once_with(
+        "/api/sn_cicd/plugin/p/activate", placeholder={}
+    )
+
+
+def test_plugin_failure_reports_the_progress_text() -> None:
+    client = _client()
+    client.list_records.return_value = [{"id": "p", "active": "inactive"}]
+    client.post.return_value = {"links": {"progress": {"id": "prog1"}}}
+    client.get_json.return_value = {
+        "status": "3",
+        "status_message": "Activation failed",
+        "error": "dependency com.x missing",
+    }
+
+    with pytest.raises(
+        ServiceNowError,
+        match=r"activation of plugin p failed: Activation failed; dependency com.x missing",
+    ):
+        plugin.run({"plugin_id": "p", "timeout": 5, "poll_interval": 0}, client, False)
+
+
+def test_plugin_timeout_and_unknown_plugin() -> None:
+    client = _client()
+    client.list_records.return_value = [{"id": "p", "active": "inactive"}]
+    client.post.return_value = {"links": {"progress": {"id": "prog1"}}}
+    client.get_json.return_value = {"status": "1", "percent_complete": "40"}
+    with pytest.raises(
+        ServiceNowError, match=r"still running after 0.02 s \(40% complete\)"
+    ):
+        plugin.run(
+            {"plugin_id": "p", "timeout": 0.02, "poll_interval": 0.005}, client, False
+        )
+
+    client.list_records.return_value = []
+    with pytest.raises(ServiceNowError, match="not known to the instance"):
+        plugin.run({"plugin_id": "p", "timeout": 1, "poll_interval": 0}, client, False)
+
+
+def test_plugin_check_mode_does_not_poll() -> None:
+    client = _client()
+    client.check_mode = True
+    client.list_records.return_value = [{"id": "p", "active": "inactive"}]
+    client.post.return_value = {}
+
+    changed, _, _ = plugin.run(
+        {"plugin_id": "p", "timeout": 1, "poll_interval": 0}, client, True
+    )
+
+    assert changed and client.get_json.call_count == 0
+
+
+def _property_params(name: str, value: t.Any, **extra: t.Any) -> dict[str, t.Any]:
+    return {
+        "name": name,
+        "value": value,
+        "type": "string",
+        "description": None,
+        **extra,
+    }
+
+
+def test_property_unchanged_and_bool_normalised() -> None:
+    client = _client()
+    client.list_in.return_value = [
+        {
+            "sys_id": "1" * 32,
+            "name": "glide.authenticate.mutual.enabled",
+            "value": "true",
+            "type": "true|false",
+        }
+    ]
+
+    changed, result, _ = prop.run(
+        _property_params("glide.authenticate.mutual.enabled", True), client, False
+    )
+
+    assert changed is False and result["property"]["value"] == "true"
+    client.update.assert_not_called()
+
+
+def test_turning_on_code_signing_warns_and_updates() -> None:
+    client = _client()
+    client.list_in.return_value = [
+        {
+            "sys_id": "1" * 32,
+            "name": tables.PROP_CODE_SIGNING,
+            "value": "false",
+            "type": "true|false",
+        }
+    ]
+
+    changed, result, diff = prop.run(
+        _property_params(tables.PROP_CODE_SIGNING, "true"), client, False
+    )
+
+    assert changed and result["warnings"] == [prop.CODE_SIGNING_WARNING]
+    client.update.assert_called_once_with("sys_properties", "1" * 32, {"value": "true"})
+    assert diff == {
+        "before": {"name": tables.PROP_CODE_SIGNING, "value": "false"},
+        "after": {"name": tables.PROP_CODE_SIGNING, "value": "true"},
+    }
+
+
+def test_missing_property_is_created_and_password_values_are_masked() -> None:
+    client = _client()
+    client.create.return_value = {"sys_id": "2" * 32}
+
+    changed, result, diff = prop.run(
+        _property_params("x.secret", "hunter2", type="password2"), client, False
+    )
+
+    assert changed and result["property"]["value"] == "********"
+    assert "hunter2" not in str(diff) and "hunter2" not in str(result)
+    client.create.assert_called_once_with(
+        "sys_properties", {"name": "x.secret", "value": "hunter2", "type": "password2"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "ok"),
+    [
+        ("sys_user_certificate", "user.user_name", True),
+        ("sys_user_certificate", "user.nope", False),
+        ("sys_user_certificate", "name.x", False),
+        ("sys_ca_certificate", "publish_status", True),
+        ("sys_ca_certificate", "publish", False),
+        ("no_table", "name", False),
+    ],
+)
+def test_field_names_are_checked(table: str, field: str, ok: bool) -> None:
+    if ok:
+        tables.check_field(table, field)
+    else:
+        with pytest.raises(ServiceNowError):
+            tables.check_field(table, field)
+
+
+def test_query_values_cannot_inject_conditions() -> None:
+    assert (
+        tables.condition("sys_user", "user_name", "IN", ["a", "b"]) == "user_nameINa,b"
+    )
+    with pytest.raises(ServiceNowError, match="contains"):
+        tables.condition("sys_user", "user_name", "=", "x^ORactive=true")
+    with pytest.raises(ServiceNowError, match="contains"):
+        tables.condition("sys_user", "user_name", "IN", ["a,b"])
+
+
+def test_chunks_keep_order_drop_duplicates_and_respect_the_size() -> None:
+    values = [f"v{i:03d}" for i in range(100)] + ["v000"]
+    chunks = tables.chunk_values(values, 50)
+
+    assert [v for chunk in chunks for v in chunk] == values[:100]
+    assert all(len(",".join(chunk)) <= 50 for chunk in chunks)
