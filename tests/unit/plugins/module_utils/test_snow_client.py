@@ -250,9 +250,7 @@ def test_503_502_504_back_off_exponentially() -> None:
 
 
 def test_retries_are_bounded() -> None:
-    made, transport, sleeps = client(
-        lambda call: Answer(503, b"<html>busy</html>")
-    )
+    made, transport, sleeps = client(lambda call: Answer(503, b"<html>busy</html>"))
 
     with pytest.raises(
         ServiceNowError, match=r"^GET /api/now/table/sys_user failed with HTTP 503$"
