@@ -32,6 +32,7 @@ options:
   pem_content:
     description:
       - The PEM text of the CA certificate. Mutually exclusive with O(pem_path).
+      - Not logged, so a private key pasted here by mistake never reaches the output.
     type: str
   type:
     description:
@@ -193,7 +194,7 @@ def main() -> None:
         "instance": INSTANCE_ARGSPEC,
         "name": {"type": "str", "required": True},
         "pem_path": {"type": "path"},
-        "pem_content": {"type": "str"},
+        "pem_content": {"type": "str", "no_log": True},
         "type": {"type": "str", "choices": ["ca", "intermediate"], "default": "ca"},
         "active": {"type": "bool", "default": True},
         "expiration_notification": {"type": "bool"},

@@ -34,6 +34,7 @@ options:
   pem_content:
     description:
       - PEM text of the certificate of the single mapping.
+      - Not logged, so a private key pasted here by mistake never reaches the output.
     type: str
   active:
     description:
@@ -57,7 +58,7 @@ options:
         description: Path to the PEM certificate.
         type: path
       pem_content:
-        description: PEM text of the certificate.
+        description: PEM text of the certificate (not logged).
         type: str
       active:
         description: Whether the mapping is active.
@@ -195,7 +196,7 @@ def main() -> None:
         "user": {"type": "str", "required": True},
         "name": {"type": "str"},
         "pem_path": {"type": "path"},
-        "pem_content": {"type": "str"},
+        "pem_content": {"type": "str", "no_log": True},
         "active": {"type": "bool", "default": True},
     }
     argument_spec = {
@@ -203,7 +204,7 @@ def main() -> None:
         "user": {"type": "str"},
         "name": {"type": "str"},
         "pem_path": {"type": "path"},
-        "pem_content": {"type": "str"},
+        "pem_content": {"type": "str", "no_log": True},
         "active": {"type": "bool", "default": True},
         "mappings": {"type": "list", "elements": "dict", "options": mapping_spec},
         "exclusive": {
