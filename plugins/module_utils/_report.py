@@ -171,8 +171,8 @@ KINDS: dict[str, dict[str, str]] = {
     "windows_key_missing": {
         "severity": "error",
         "title": "Private key missing on the robot",
-        "message": "The {label} ({thumbprint}) is installed on the robot without a usable private key.",
-        "action": "Re-import it with playbooks/provision.yml (force) so the key comes with it.",
+        "message": "The {label} ({thumbprint}) is installed on the robot without a usable private key{detail}.",
+        "action": "Remove it from the robot's store and run playbooks/provision.yml for this robot, which imports it with its key.",
     },
     "key_acl_no_read": {
         "severity": "error",
@@ -537,7 +537,8 @@ def _installed_findings(
         return [_finding("windows_cert_missing", name, role, **values)]
     cert = installed[0]
     if cert.get("has_private_key") is False:
-        return [_finding("windows_key_missing", name, role, **values)]
+        detail = f" ({cert['key_error']})" if cert.get("key_error") else ""
+        return [_finding("windows_key_missing", name, role, detail=detail, **values)]
     if role != "client":
         return []
     return _acl_findings(name, robot.get("windows_account"), cert.get("key_acl"))
@@ -934,6 +935,7 @@ def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
                         "key_usable", cert.get("has_private_key")
                     ),
                     "key_acl": cert.get("key_acl"),
+                    "key_error": str(cert.get("key_error") or "").strip() or None,
                 }
             )
     checked.update(c["role"] for c in certificates if c["role"])

@@ -25,7 +25,7 @@ description:
     no scripts and no external links, so it can be mailed or archived as it is.
   - Runs on the controller, in the controller process (action plugin); it never connects to the robots itself.
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 options:
   robots:
     description:
@@ -105,15 +105,19 @@ options:
     default: Robot certificate audit
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the work happen on the controller.
     support: full
     details: Runs in the controller process; the files are read and written on the controller.
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Builds the report and returns it, and reports whether the files would change, without writing them.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the JSON report before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second run reports no change.
     support: full
     details:
       - The output depends only on the inputs and O(now) (by default the current day), so a re-run on the same day with
@@ -179,16 +183,36 @@ summary:
   returned: always
   type: dict
   contains:
-    robots: {description: Robots audited., type: int}
-    robots_ok: {description: Robots without any problem., type: int}
-    robots_with_problems: {description: Robots with at least one problem., type: int}
-    findings: {description: "Number of problems per severity: C(error), C(warning), C(info).", type: dict}
-    fleet_problems: {description: Problems that concern the whole fleet (CA, ServiceNow)., type: int}
-    status: {description: "V(error), V(warning) or V(ok): the most severe problem found.", type: str}
-    fleet_blocked: {description: Whether a fleet-wide error (the CA) affects every robot., type: bool}
-    expiring: {description: Certificates expiring within O(warn_days)., type: int}
-    expired: {description: Certificates already expired., type: int}
-    unreachable: {description: Windows hosts that could not be checked., type: int}
+    robots:
+      description: Robots audited.
+      type: int
+    robots_ok:
+      description: Robots without any problem; none while a fleet-wide error (the robot CA) stops every robot.
+      type: int
+    robots_with_problems:
+      description: Robots with at least one problem of their own.
+      type: int
+    findings:
+      description: "Number of problems per severity: C(error), C(warning), C(info)."
+      type: dict
+    fleet_problems:
+      description: Problems that concern the whole fleet, such as the robot CA or ServiceNow.
+      type: int
+    status:
+      description: V(error), V(warning) or V(ok), the most severe problem found.
+      type: str
+    fleet_blocked:
+      description: Whether a fleet-wide error (the robot CA) affects every robot.
+      type: bool
+    expiring:
+      description: Certificates expiring within O(warn_days).
+      type: int
+    expired:
+      description: Certificates already expired.
+      type: int
+    unreachable:
+      description: Windows hosts that could not be checked.
+      type: int
   sample:
     robots: 5
     robots_ok: 3
@@ -206,13 +230,27 @@ findings:
   type: list
   elements: dict
   contains:
-    severity: {description: V(error) or V(warning)., type: str}
-    kind: {description: "A stable identifier of the problem, for example V(mapping_missing) or V(key_acl_no_read).", type: str}
-    robot: {description: The robot it concerns; null for fleet-wide problems., type: str}
-    certificate: {description: "V(client), V(code_signing), V(ca), or null.", type: str}
-    title: {description: The problem in a few words., type: str}
-    message: {description: What is wrong, in one sentence., type: str}
-    action: {description: What to do about it., type: str}
+    severity:
+      description: V(error) or V(warning).
+      type: str
+    kind:
+      description: A stable identifier of the problem, for example V(mapping_missing) or V(key_acl_no_read).
+      type: str
+    robot:
+      description: The robot it concerns; null for fleet-wide problems.
+      type: str
+    certificate:
+      description: V(client), V(code_signing), V(ca), or null.
+      type: str
+    title:
+      description: The problem in a few words.
+      type: str
+    message:
+      description: What is wrong, as one sentence.
+      type: str
+    action:
+      description: What to do about it.
+      type: str
   sample:
     - severity: error
       kind: mapping_missing

@@ -537,14 +537,22 @@ def test_a_store_not_read_is_not_a_missing_certificate(pki: Pki) -> None:
 def test_certificate_without_a_usable_key_on_the_robot(pki: Pki) -> None:
     entry = robot(pki, "robot01")
     machine, user = win_cert_info_results(entry)
-    machine["certificates"][0].update(has_private_key=True, key_usable=False)
+    machine["certificates"][0].update(
+        has_private_key=True,
+        key_usable=False,
+        key_error="the private key of the certificate does not exist",
+    )
     entry["windows"] = _report.windows_from_info([machine, user], windows_host=True)
 
     report = _report.build_report(
         robots=[entry], ca=None, servicenow=None, now=NOW, warn_days=30
     )
 
-    assert ("robot01", "windows_key_missing") in kinds(report)
+    missing = next(f for f in report["findings"] if f["kind"] == "windows_key_missing")
+    assert missing["robot"] == "robot01"
+    assert missing["message"].endswith(
+        "without a usable private key (the private key of the certificate does not exist)."
+    )
 
 
 def test_ca_record_holding_the_chain_matches_by_any_certificate(pki: Pki) -> None:
