@@ -507,3 +507,17 @@ def test_argspec_has_env_fallbacks_and_no_log_secrets() -> None:
         "api_key",
     }
     assert options["validate_certs"]["default"] is True
+
+
+def test_check_mode_reads_a_missing_certificate_table_as_empty() -> None:
+    not_found = Answer(404, {"error": {"message": "Invalid table sys_ca_certificate"}})
+    made, _, _ = client([not_found], check_mode=True)
+
+    assert made.list_records("sys_ca_certificate") == []
+    assert made.missing_tables == {"sys_ca_certificate"}
+
+    real, _, _ = client([not_found])
+    with pytest.raises(
+        ServiceNowError, match="only once the plugin com.glide.auth.mutual is active"
+    ):
+        real.list_records("sys_ca_certificate")

@@ -71,6 +71,7 @@ def _digest(cert: x509.Certificate) -> str:
 def _client() -> mock.MagicMock:
     client = mock.create_autospec(SnowClient, instance=True)
     client.check_mode = False
+    client.missing_tables = set()
     client.sleep = mock.Mock()
     client.list_in.return_value = []
     client.list_attachments.return_value = []
