@@ -465,11 +465,13 @@ Function Format-RobotCertKeyError {
     )
 
     $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent().Name
+    # By name: the type is missing when compiling it was what failed.
+    $accessName = 'SnowRpa.RobotCerts.KeyAcl.KeyAccessException'
     $inner = $Exception
-    while ($null -ne $inner.InnerException -and $inner -isnot [SnowRpa.RobotCerts.KeyAcl.KeyAccessException]) {
+    while ($null -ne $inner.InnerException -and $inner.GetType().FullName -ne $accessName) {
         $inner = $inner.InnerException
     }
-    if ($inner -is [SnowRpa.RobotCerts.KeyAcl.KeyAccessException]) {
+    if ($inner.GetType().FullName -eq $accessName) {
         if ($inner.Reason -eq 'missing') {
             return ("key missing: the certificate $Thumbprint in $Store has no usable private key " +
                 "($($inner.Message)); import it again with its key")
@@ -531,8 +533,18 @@ Function Test-RobotCertKeyUsable {
         $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
         if ($null -ne $key) {
             $result.algorithm = 'RSA'
-            $null = $key.SignData([byte[]](1, 2, 3), [System.Security.Cryptography.HashAlgorithmName]::SHA256,
-                [System.Security.Cryptography.RSASignaturePadding]::Pkcs1)
+            $data = [byte[]](1, 2, 3)
+            $pkcs1 = [System.Security.Cryptography.RSASignaturePadding]::Pkcs1
+            try {
+                $null = $key.SignData($data, [System.Security.Cryptography.HashAlgorithmName]::SHA256, $pkcs1)
+            }
+            catch [System.Security.Cryptography.CryptographicException] {
+                # A PROV_RSA_FULL CAPI container cannot sign SHA-256; any signature proves the key opens.
+                if ($key -isnot [System.Security.Cryptography.RSACryptoServiceProvider]) {
+                    throw
+                }
+                $null = $key.SignData($data, [System.Security.Cryptography.HashAlgorithmName]::SHA1, $pkcs1)
+            }
         }
         else {
             $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey(

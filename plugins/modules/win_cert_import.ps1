@@ -510,6 +510,7 @@ if ($keyReaders.Count -gt 0) {
 
 if ($removeSuperseded) {
     $removed = [System.Collections.Generic.List[Object]]@()
+    $invariant = [System.Globalization.CultureInfo]::InvariantCulture
     $effectiveName = if ($friendlyName) { $friendlyName } else { [string]$plan.friendly_name }
     try {
         $store = Open-CertStore -Location $storeLocation -Name $storeName -Write:(-not $module.CheckMode)
@@ -526,7 +527,7 @@ if ($removeSuperseded) {
                         thumbprint = $old.Thumbprint
                         subject = $old.Subject
                         friendly_name = $old.FriendlyName
-                        not_after = $old.NotAfter.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+                        not_after = $old.NotAfter.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ', $invariant)
                     })
                 if (-not $module.CheckMode) {
                     $store.Remove($old)

@@ -30,20 +30,30 @@ if (-not $cert.HasPrivateKey) {
     return $info
 }
 
-$key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($cert)
-if ($null -eq $key) {
-    $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($cert)
+# The legacy PrivateKey property is a CAPI object for CAPI keys and null (or an error) for CNG keys.
+$capiKey = $null
+try {
+    $capiKey = $cert.PrivateKey
 }
-$info.key_class = $key.GetType().Name
-if ($key -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
+catch {
+    $capiKey = $null
+}
+if ($capiKey -is [System.Security.Cryptography.RSACryptoServiceProvider]) {
     $info.provider = 'CAPI'
-    $info.machine_key = $key.CspKeyContainerInfo.MachineKeyStore
-    $info.exportable = $key.CspKeyContainerInfo.Exportable
-    $file = Join-Path -Path $machineKeys -ChildPath $key.CspKeyContainerInfo.UniqueKeyContainerName
-    $info.key_opens = $key.SignData([byte[]](1, 2, 3), 'SHA256').Length -gt 0
+    $info.key_class = $capiKey.GetType().Name
+    $info.machine_key = $capiKey.CspKeyContainerInfo.MachineKeyStore
+    $info.exportable = $capiKey.CspKeyContainerInfo.Exportable
+    $file = Join-Path -Path $machineKeys -ChildPath $capiKey.CspKeyContainerInfo.UniqueKeyContainerName
+    # SHA-1: a PROV_RSA_FULL container cannot sign SHA-256, and any signature proves the key opens.
+    $info.key_opens = $capiKey.SignData([byte[]](1, 2, 3), 'SHA1').Length -gt 0
 }
 else {
+    $key = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($cert)
+    if ($null -eq $key) {
+        $key = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::GetECDsaPrivateKey($cert)
+    }
     $info.provider = 'CNG'
+    $info.key_class = $key.GetType().Name
     $info.machine_key = $key.Key.IsMachineKey
     $info.exportable = ($key.Key.ExportPolicy -band 1) -ne 0
     $file = Join-Path -Path $cngKeys -ChildPath $key.Key.UniqueName
