@@ -252,6 +252,99 @@ def _action_spec(module: str) -> dict[str, t.Any] | None:
     return action.ARGUMENT_SPEC
 
 
+# Calls that change a host: store writes, the persisting PKCS#12 load, key security writes, store properties.
+SIDE_EFFECT_RECEIVERS = {
+    "$store",
+    "$collection",
+    "[SnowRpa.RobotCerts.KeyAcl.KeySecurity]",
+}
+SIDE_EFFECT_METHODS = {"Add", "Remove", "Import", "SetSecurityDescriptor"}
+CHECK_MODE_GUARDS = ("-not $module.CheckMode", "-not $CheckMode")
+
+
+def _side_effects(root: Node, source: bytes) -> list[Node]:
+    found: list[Node] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "invokation_expression" and len(node.named_children) >= 2:
+            receiver = _text(node.named_children[0], source)
+            method = _text(node.named_children[1], source)
+            if receiver in SIDE_EFFECT_RECEIVERS and method in SIDE_EFFECT_METHODS:
+                found.append(node)
+        if node.type == "assignment_expression" and _text(
+            node.named_children[0], source
+        ).endswith(".FriendlyName"):
+            found.append(node)
+        stack.extend(node.children)
+    return found
+
+
+def _guarded(node: Node, source: bytes) -> bool:
+    """True when NODE sits in the then-block of an if whose condition excludes check mode."""
+    child, parent = node, node.parent
+    while parent is not None:
+        if parent.type == "if_statement":
+            blocks = [c for c in parent.children if c.type == "statement_block"]
+            condition = " ".join(_text(parent.named_children[0], source).split())
+            if (
+                blocks
+                and blocks[0] == child
+                and any(guard in condition for guard in CHECK_MODE_GUARDS)
+            ):
+                return True
+        child, parent = parent, parent.parent
+    return False
+
+
+def _function_of(node: Node, source: bytes) -> str | None:
+    parent = node.parent
+    while parent is not None:
+        if parent.type == "function_statement":
+            names = [c for c in parent.children if c.type == "function_name"]
+            return _text(names[0], source) if names else None
+        parent = parent.parent
+    return None
+
+
+def _calls(root: Node, source: bytes, name: str) -> list[Node]:
+    found: list[Node] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if (
+            node.type == "command"
+            and node.named_children
+            and _text(node.named_children[0], source) == name
+        ):
+            found.append(node)
+        stack.extend(node.children)
+    return found
+
+
+def unguarded_side_effects(sources: t.Mapping[str, bytes]) -> list[str]:
+    """Side effects outside a check-mode guard, directly or through an unguarded helper's call sites."""
+    trees = {name: PARSER.parse(source).root_node for name, source in sources.items()}
+    problems: list[str] = []
+    for name, root in trees.items():
+        source = sources[name]
+        for node in _side_effects(root, source):
+            if _guarded(node, source):
+                continue
+            function = _function_of(node, source)
+            where = f"{name}:{node.start_point[0] + 1} {_text(node, source)[:50]!r}"
+            if function is None:
+                problems.append(f"{where} runs in check mode")
+                continue
+            for other, other_root in trees.items():
+                for call in _calls(other_root, sources[other], function):
+                    if not _guarded(call, sources[other]):
+                        problems.append(
+                            f"{where} runs in check mode through {function} at {other}:{call.start_point[0] + 1}"
+                        )
+    return problems
+
+
 @pytest.mark.parametrize("path", PS_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_powershell_parses_without_errors(path: Path) -> None:
     assert parse_errors(path.read_bytes()) == []
@@ -330,6 +423,18 @@ def test_win_cert_import_sends_only_host_options() -> None:
     assert {"_plan", "_pkcs12_content", "_pkcs12_passphrase"} <= set(spec["options"])
     assert spec["options"]["_pkcs12_content"]["no_log"] is True
     assert spec["options"]["_pkcs12_passphrase"]["no_log"] is True
+
+
+def test_side_effects_only_outside_check_mode() -> None:
+    util = PLUGINS / "module_utils" / "_RobotCertKeyAcl.psm1"
+    sources = {p.name: p.read_bytes() for p in [*PS_MODULES, util]}
+
+    assert unguarded_side_effects(sources) == []
+    # The checker sees the real side effects, so an empty answer means something.
+    counted = sum(
+        len(_side_effects(PARSER.parse(src).root_node, src)) for src in sources.values()
+    )
+    assert counted == 7
 
 
 class TestTheCheckerCatches:
@@ -441,4 +546,19 @@ class TestTheCheckerCatches:
             "supports_check_mode is not $true",
             "mutually_exclusive names unknown option c",
             "required_if names unknown option b",
+        ]
+
+    def test_a_side_effect_in_check_mode(self) -> None:
+        source = (
+            b"Function Import-Thing {\n    param ([string]$A)\n    $collection.Import($A)\n}\n"
+            b"if (-not $module.CheckMode) {\n    Import-Thing -A 'x'\n}\nelse {\n    $store.Add($cert)\n}\n"
+            b"Import-Thing -A 'y'\n$cert.FriendlyName = 'n'\n"
+        )
+
+        problems = unguarded_side_effects({"m.ps1": source})
+
+        assert sorted(problems) == [
+            "m.ps1:12 \"$cert.FriendlyName = 'n'\" runs in check mode",
+            "m.ps1:3 '$collection.Import($A)' runs in check mode through Import-Thing at m.ps1:11",
+            "m.ps1:9 '$store.Add($cert)' runs in check mode",
         ]
