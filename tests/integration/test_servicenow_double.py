@@ -28,16 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.servicenow_double.fixture import (
-    SnowInstance,
-    snow_instance,
-    snow_instance_factory,
-)
-
-__all__ = (
-    "snow_instance",
-    "snow_instance_factory",
-)  # fixtures imported until conftest registers them
+# The fixtures snow_instance and snow_instance_factory come from tests/conftest.py.
+from tests.servicenow_double.fixture import SnowInstance
 
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
@@ -859,7 +851,8 @@ def test_fault_injection(snow_instance: SnowInstance) -> None:
         429, count=2, path_prefix="/api/now/table/sys_properties", retry_after=3
     )
     answers = [
-        snow_instance.call("GET", "/api/now/table/sys_properties") for _ in range(3)
+        snow_instance.call("GET", "/api/now/table/sys_properties")
+        for _attempt in range(3)
     ]
     assert [a[0] for a in answers] == [429, 429, 200]
     headers = answers[0][1]
@@ -875,7 +868,8 @@ def test_fault_injection(snow_instance: SnowInstance) -> None:
         snow_instance.call("GET", "/api/now/table/sys_properties")[0] == 200
     )  # another path: untouched
     assert [
-        snow_instance.call("GET", "/api/now/table/sys_user_role")[0] for _ in range(3)
+        snow_instance.call("GET", "/api/now/table/sys_user_role")[0]
+        for _attempt in range(3)
     ] == [503, 503, 200]
 
     snow_instance.inject(
@@ -884,7 +878,7 @@ def test_fault_injection(snow_instance: SnowInstance) -> None:
     try:
         statuses = [
             snow_instance.call("GET", "/api/now/table/sys_db_object?sysparm_limit=1")[0]
-            for _ in range(6)
+            for _attempt in range(6)
         ]
     finally:
         snow_instance.clear_faults()
@@ -973,7 +967,7 @@ def test_unexpected_failure_is_a_500_envelope_without_traceback(
         answer = b""
         while chunk := tls.recv(65536):
             answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _blank, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 500") and b"Server: snow_adc" in head
     assert b'"status": "failure"' in body and b"Traceback" not in body
 

@@ -81,7 +81,7 @@ def _hash_password(password: str, salt: str | None = None) -> str:
 
 
 def _password_ok(password: str, stored: str) -> bool:
-    salt, _, _digest = stored.partition("$")
+    salt = stored.partition("$")[0]
     return bool(stored) and hmac.compare_digest(_hash_password(password, salt), stored)
 
 

@@ -55,7 +55,7 @@ class Query:
 def field_kind(table: str, path: str) -> str | None:
     """The type of PATH (a field or a one-level dot-walk) in TABLE; None when unknown."""
     fields = fields_of(table)
-    head, _, tail = path.partition(".")
+    head, _dot, tail = path.partition(".")
     kind = fields.get(head)
     if kind is None or not tail:
         return kind
@@ -98,7 +98,7 @@ def parse(encoded: str, table: str) -> Query:
 
 
 def value_at(record: Record, table: str, path: str, resolve: Resolver) -> str:
-    head, _, tail = path.partition(".")
+    head, _dot, tail = path.partition(".")
     value = record.get(head, "")
     if not tail:
         return value

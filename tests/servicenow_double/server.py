@@ -294,11 +294,11 @@ class Handler(BaseHTTPRequestHandler):
     def _credentials_caller(self) -> Caller:
         instance = self.server.instance
         header = self.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
+        scheme, _space, value = header.partition(" ")
         caller = None
         if scheme.lower() == "basic":
             try:
-                user, _, password = (
+                user, _colon, password = (
                     base64.b64decode(value.strip(), validate=True)
                     .decode()
                     .partition(":")

@@ -107,7 +107,7 @@ class Store:
 
     def where(self, table: str, **equals: str) -> list[Record]:
         """Records whose fields equal the given values, found by SQLite's JSON functions."""
-        conditions = "".join(" AND json_extract(data, ?) = ?" for _ in equals)
+        conditions = "".join(" AND json_extract(data, ?) = ?" for _name in equals)
         args: list[str] = [table]
         for name, value in equals.items():
             args += [f"$.{name}", value]
