@@ -22,6 +22,7 @@ try:
     )
     from cryptography.hazmat.primitives.asymmetric.types import (
         CertificateIssuerPrivateKeyTypes,
+        CertificatePublicKeyTypes,
         PrivateKeyTypes,
         PublicKeyTypes,
     )
@@ -527,7 +528,7 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def _signature_hash(
     key: CertificateIssuerPrivateKeyTypes,
-) -> hashes.HashAlgorithm | None:
+) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if key.curve.key_size >= 521:
             return hashes.SHA512()
@@ -564,7 +565,7 @@ def build_certificate(
     subject: x509.Name,
     san: list[x509.GeneralName],
     extra_ekus: list[x509.ObjectIdentifier],
-    public_key: PublicKeyTypes,
+    public_key: CertificatePublicKeyTypes,
     valid_days: int,
     issuer_cert: x509.Certificate | None,
     issuer_key: CertificateIssuerPrivateKeyTypes,
@@ -615,7 +616,7 @@ def build_certificate(
             )
         else:
             aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                issuer_cert.public_key()
+                t.cast(t.Any, issuer_cert.public_key())
             )
         builder = builder.add_extension(aki, critical=False)
     else:
