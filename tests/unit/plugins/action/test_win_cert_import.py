@@ -381,3 +381,65 @@ class TestModuleAnswers:
         assert "_pkcs12_content" not in result
         assert "module_stdout" not in result
         assert_no_secret(result, bundle)
+
+
+class TestInARealPlaybook:
+    """The action plugin inside ansible-playbook: failures found on the controller never reach a host."""
+
+    def write_playbook(self, tmp_path: Path, task_args: dict[str, t.Any]) -> Path:
+        play = [
+            {
+                "name": "Import on a host that cannot be reached",
+                "hosts": "all",
+                "gather_facts": False,
+                "tasks": [{"name": "Import the robot certificate", MODULE: task_args}],
+            }
+        ]
+        path = tmp_path / "play.yml"
+        path.write_text(json.dumps(play), encoding="utf-8")
+        return path
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            ({"purpose": "code_signing"}, "does not allow code_signing"),
+            (
+                {
+                    "purpose": "client_auth",
+                    "pkcs12_path": "robot-aes.p12",
+                    "target_os_build": 14393,
+                },
+                "Windows build 14393 cannot import",
+            ),
+        ],
+    )
+    def test_controller_failure_without_contacting_the_host(
+        self, playbook, p12_file, bundle, args, message
+    ):
+        task = {
+            "pkcs12_path": str(p12_file / "files" / "robot.p12"),
+            "pkcs12_passphrase": fx.PASSPHRASE,
+        }
+        task.update(args)
+        task["pkcs12_path"] = str(p12_file / "files" / Path(task["pkcs12_path"]).name)
+        inventory = p12_file / "hosts.ini"
+        # A WinRM host at a reserved address: any attempt to contact it would fail as unreachable.
+        inventory.write_text(
+            "robot ansible_host=192.0.2.1 ansible_connection=winrm ansible_winrm_connection_timeout=1\n"
+        )
+
+        run = playbook(
+            self.write_playbook(p12_file, task), inventory=inventory, verbosity=3
+        )
+
+        result = run.task("Import the robot certificate")
+        assert run.rc == 2
+        assert [r["status"] for r in run.results] == ["failed"]
+        assert message in result["msg"]
+        assert "unreachable" not in result
+        assert result["invocation"]["module_args"]["pkcs12_passphrase"] == MASK
+        assert fx.PASSPHRASE not in run.stdout + run.stderr
+        assert (
+            base64.b64encode(bundle["legacy"]).decode()[:60]
+            not in run.stdout + run.stderr
+        )
