@@ -7,6 +7,7 @@ openssl for the independent checks (certificate fields, a real mTLS handshake).
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime
 import hashlib
 import http.client
@@ -993,3 +994,17 @@ def test_keep_alive_connection_serves_several_requests(
             assert ("error" if table == "no_such_table" else "result") in body
     finally:
         connection.close()
+
+
+def test_concurrent_writes_all_land(snow_instance: SnowInstance) -> None:
+    def create(n: int) -> int:
+        return post_record(snow_instance, "sys_user", {"user_name": f"par{n:02d}"})[0]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(create, range(24)))
+    assert statuses == [201] * 24
+    _status, headers, _body = snow_instance.call(
+        "GET",
+        "/api/now/table/sys_user?sysparm_query=user_nameSTARTSWITHpar&sysparm_limit=1",
+    )
+    assert headers["X-Total-Count"] == "24"
