@@ -24,7 +24,8 @@ if ! have_module cert_generate || ! have_module cert_export; then
     exit 0
 fi
 
-extra=(-e "robot_identity_output_dir=$certs")
+# The test double activates the plugin in about a second; a real instance takes minutes (role default 10 s polls).
+extra=(-e "robot_identity_output_dir=$certs" -e servicenow_cba_plugin_poll_interval=1)
 servicenow=false
 if have_module snow_user_cert && [ -f tests/servicenow_double/__main__.py ]; then
     servicenow=true
