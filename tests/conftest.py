@@ -35,9 +35,15 @@ class PlaybookRun:
 
     def task(self, name: str, host: str | None = None) -> dict[str, t.Any]:
         """The result of the task named NAME (the last one, if it ran more than once)."""
-        found = [r for r in self.results if r["task"] == name and (host is None or r["host"] == host)]
+        found = [
+            r
+            for r in self.results
+            if r["task"] == name and (host is None or r["host"] == host)
+        ]
         if not found:
-            raise AssertionError(f"task {name!r} has no result; tasks run: {[r['task'] for r in self.results]}")
+            raise AssertionError(
+                f"task {name!r} has no result; tasks run: {[r['task'] for r in self.results]}"
+            )
         return found[-1]["result"]
 
     def changed_tasks(self) -> list[str]:
@@ -57,7 +63,9 @@ def run_playbook(
     timeout: int = 600,
 ) -> PlaybookRun:
     """Run ansible-playbook from the repository's virtual environment and collect every task result."""
-    results_file = tmp_path / f"results-{len(list(tmp_path.glob('results-*.jsonl')))}.jsonl"
+    results_file = (
+        tmp_path / f"results-{len(list(tmp_path.glob('results-*.jsonl')))}.jsonl"
+    )
     command = [str(VENV_BIN / "ansible-playbook"), str(playbook)]
     command += ["-i", str(inventory) if inventory else "localhost,"]
     if extra_vars:
@@ -80,10 +88,22 @@ def run_playbook(
     )
     if env:
         run_env.update(env)
-    proc = subprocess.run(command, capture_output=True, text=True, env=run_env, cwd=REPO, timeout=timeout, check=False)
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=run_env,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
     results = []
     if results_file.exists():
-        results = [json.loads(line) for line in results_file.read_text(encoding="utf-8").splitlines() if line]
+        results = [
+            json.loads(line)
+            for line in results_file.read_text(encoding="utf-8").splitlines()
+            if line
+        ]
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, results)
 
 
