@@ -257,7 +257,10 @@ def _ticks(
 
 def _timeline(report: dict[str, t.Any]) -> str:
     now = parse_time(report["now"])
-    assert now is not None  # pragma: no cover - the document always carries its date
+    if now is None:  # pragma: no cover - build_report always writes an ISO date
+        raise AssertionError(
+            f"Contract violation: report date {report['now']!r} is not ISO 8601"
+        )
     start, end = _range(report, now)
     span = (end - start).total_seconds()
     plot_w = _WIDTH - _LABEL_W - _RIGHT_PAD
@@ -435,7 +438,8 @@ def render_html(report: dict[str, t.Any]) -> bytes:
         f"<title>{_e(report['title'])}: {_e(now)}</title>",
         f"<style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(report['title'])}</h1>",
-        f'<p class="meta">As of {_e(now)} (UTC) &middot; {_plural(report["summary"]["robots"], "robot")} &middot; warning window {report["warn_days"]} days</p>',
+        f'<p class="meta">As of {_e(now)} (UTC) &middot; {_plural(report["summary"]["robots"], "robot")} '
+        f"&middot; warning window {report['warn_days']} days</p>",
         _banner(report),
         _cards(report),
         f'<h2 id="problems">Problems ({len(report["findings"])}), most severe first</h2>',
