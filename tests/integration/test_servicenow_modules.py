@@ -347,6 +347,46 @@ def test_check_mode_sends_no_write_and_no_secret_at_vvv(
     )
 
 
+def test_check_mode_on_an_empty_instance_predicts_everything_and_writes_nothing(
+    snow_instance_factory: t.Callable[..., SnowInstance],
+    playbook: t.Callable[..., t.Any],
+    tmp_path: Path,
+) -> None:
+    snow = snow_instance_factory()
+    ca = make_ca("Fresh CA")
+    (tmp_path / "ca.pem").write_text(pem(ca.cert))
+    snow.create_robot_users(["fresh01"])
+    (tmp_path / "fresh01.pem").write_text(pem(make_leaf("fresh01", ca).cert))
+    variables = {
+        "sn": instance_args(snow),
+        "ca_name": CA_NAME,
+        "ca_pem_path": str(tmp_path / "ca.pem"),
+        "mappings": [
+            {
+                "user": "fresh01",
+                "name": "fresh01 mTLS",
+                "pem_path": str(tmp_path / "fresh01.pem"),
+            }
+        ],
+        "properties": PROPERTIES,
+    }
+    snow.clear_requests()
+
+    run = playbook(PLAYBOOKS / "fleet.yml", extra_vars=variables, check=True)
+
+    assert run.rc == 0, run.stdout + run.stderr
+    assert {
+        "Activate the mutual authentication plugin",
+        "Register the robot CA",
+        "Map the robots",
+    } <= set(run.changed_tasks())
+    assert {r["method"] for r in api_requests(snow)} == {"GET"}
+    status, _headers, body = snow.call(
+        "GET", "/api/now/table/v_plugin?sysparm_query=id=com.glide.auth.mutual"
+    )
+    assert status == 200 and body["result"][0]["active"] == "inactive"
+
+
 @pytest.mark.parametrize("count", [5, 250])
 def test_request_budget_of_an_unchanged_rerun(
     fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path, count: int
