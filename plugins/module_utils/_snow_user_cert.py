@@ -104,12 +104,13 @@ def _wanted(params: dict[str, t.Any]) -> list[Wanted]:
                 raise ServiceNowError(
                     f"mappings[{index}] ({user}): give name or the certificate to remove"
                 )
-            name = _default_name(pem)
-        if (user, name) in seen:
+            # Removal by certificate alone matches any name; a new mapping is named after its CN.
+            name = _default_name(pem) if present else ""
+        if (user, name or (pem.digest if pem else "")) in seen:
             raise ServiceNowError(
                 f"mappings list names user {user!r} with mapping name {name!r} twice"
             )
-        seen.add((user, name))
+        seen.add((user, name or (pem.digest if pem else "")))
         active = item.get("active")
         wanted.append(Wanted(user, name, True if active is None else bool(active), pem))
     return wanted
@@ -311,11 +312,15 @@ def _remove(
 ) -> tuple[bool, dict[str, t.Any], dict[str, t.Any]]:
     before: dict[str, t.Any] = {}
     removed: list[dict[str, t.Any]] = []
+    done: set[str] = set()
     for w in wanted:
         for record in fleet.of_user(w.user):
-            if record["name"] == w.name or (
+            if record["sys_id"] in done:
+                continue
+            if (w.name and record["name"] == w.name) or (
                 w.pem is not None and fleet.digest_of(record, w.pem.digest)
             ):
+                done.add(record["sys_id"])
                 view = _mapping_view(record)
                 certs.delete_with_attachments(
                     fleet.client, tables.USER_CERT_TABLE, record["sys_id"]

@@ -74,7 +74,7 @@ options:
   state:
     description:
       - V(present) ensures the mappings; V(absent) deletes the user's mappings of that name, and those holding the
-        given certificate.
+        given certificate. With the certificate alone (no name), only the mappings holding it go, whatever their name.
     type: str
     choices: [present, absent]
     default: present

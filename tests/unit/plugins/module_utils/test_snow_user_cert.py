@@ -451,3 +451,28 @@ def test_absent_removes_by_name() -> None:
     assert changed and [r["sys_id"] for r in result["removed"]] == ["1" * 32]
     client.delete.assert_called_once_with("sys_user_certificate", "1" * 32)
     assert list(diff["before"]) == ["robot1/robot1 mTLS"] and diff["after"] == {}
+
+
+def test_absent_with_only_the_certificate_matches_it_under_any_name() -> None:
+    cert = _cert("robot1")[1]
+    client = _client()
+    client.list_in.return_value = [
+        _record("1" * 32, "robot1", "robot1"),
+        _record("2" * 32, "robot1", "robot1 renamed"),
+    ]
+    client.list_attachments.return_value = [
+        {"sys_id": "a" * 32, "table_sys_id": "2" * 32, "hash": _digest(cert)}
+    ]
+
+    changed, result, _ = user_cert.run(
+        {
+            "mappings": [{"user": "robot1", "pem_content": _pem(cert)}],
+            "state": "absent",
+        },
+        client,
+        False,
+    )
+
+    # The record named like the certificate's CN but holding another certificate stays.
+    assert changed and [r["sys_id"] for r in result["removed"]] == ["2" * 32]
+    client.delete.assert_called_once_with("sys_user_certificate", "2" * 32)
