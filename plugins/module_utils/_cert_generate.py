@@ -66,20 +66,26 @@ REQUIRED_BY: dict[str, list[str]] = {
 Outcome = tuple[bool, dict[str, t.Any], dict[str, t.Any], list[str]]
 
 
-def _load_issuer(params: dict[str, t.Any]) -> tuple[t.Any, t.Any]:
-    cert_path = params["issuer_cert_path"]
-    key_path = params["issuer_privatekey_path"]
+def _load_issuer_cert(params: dict[str, t.Any]) -> t.Any:
+    path = params["issuer_cert_path"]
     cert = _pki.load_certificate(
-        _files.read_file(cert_path, what="issuer_cert_path"),
-        source=f"issuer_cert_path {cert_path!r}",
+        _files.read_file(path, what="issuer_cert_path"),
+        source=f"issuer_cert_path {path!r}",
     )
+    _pki.check_issuer(cert, None, source=repr(path))
+    return cert
+
+
+def _load_issuer_key(params: dict[str, t.Any], cert: t.Any) -> t.Any:
+    """The issuer key, checked against its certificate; only read when something must be signed."""
+    path = params["issuer_privatekey_path"]
     key = _pki.load_private_key(
-        _files.read_file(key_path, what="issuer_privatekey_path"),
+        _files.read_file(path, what="issuer_privatekey_path"),
         params.get("issuer_privatekey_passphrase"),
-        source=f"issuer_privatekey_path {key_path!r}",
+        source=f"issuer_privatekey_path {path!r}",
     )
-    _pki.check_issuer(cert, key, source=repr(cert_path))
-    return cert, key
+    _pki.check_issuer(cert, key, source=repr(params["issuer_cert_path"]))
+    return key
 
 
 def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
@@ -107,9 +113,7 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     if cert_path == key_path:
         raise CertificateError("path and privatekey_path must be different files")
 
-    issuer_cert, issuer_key = (
-        _load_issuer(params) if params.get("issuer_cert_path") else (None, None)
-    )
+    issuer_cert = _load_issuer_cert(params) if params.get("issuer_cert_path") else None
 
     key_bytes = _files.read_optional(key_path, what="privatekey_path")
     cert_bytes = _files.read_optional(cert_path, what="path")
@@ -177,6 +181,8 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
 
     warnings = [SELF_SIGNED_WARNING] if issuer_cert is None and purpose != "ca" else []
     if cert is None:
+        # Decrypting the issuer key costs a KDF run; an unchanged certificate does not need it.
+        issuer_key = _load_issuer_key(params, issuer_cert) if issuer_cert else None
         cert = _pki.build_certificate(
             purpose=purpose,
             subject=subject,

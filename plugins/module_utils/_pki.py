@@ -681,12 +681,12 @@ def certificate_differences(
 
 def check_issuer(
     issuer_cert: x509.Certificate,
-    issuer_key: PrivateKeyTypes,
+    issuer_key: PrivateKeyTypes | None,
     *,
     source: str,
     now: datetime.datetime | None = None,
 ) -> None:
-    """Fail unless ISSUER_CERT is a usable, unexpired CA whose key is ISSUER_KEY."""
+    """Fail unless ISSUER_CERT is a usable, unexpired CA whose key is ISSUER_KEY (when given)."""
     if not is_ca(issuer_cert):
         raise CertificateError(
             f"issuer certificate {source} is not a CA (no basicConstraints CA:TRUE); issue it with purpose: ca"
@@ -696,11 +696,13 @@ def check_issuer(
         raise CertificateError(
             f"issuer certificate {source} may not sign certificates (keyCertSign missing from key usage)"
         )
+    check_not_expired(issuer_cert, what=f"issuer certificate {source}", now=now)
+    if issuer_key is None:
+        return
     if not public_key_matches(issuer_key, issuer_cert):
         raise CertificateError(
             f"issuer private key does not match issuer certificate {source}; give the key of that certificate"
         )
-    check_not_expired(issuer_cert, what=f"issuer certificate {source}", now=now)
     if not isinstance(
         issuer_key,
         (

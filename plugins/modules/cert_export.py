@@ -26,7 +26,7 @@ description:
     encryption is random, so an unconditional rewrite would change the file every time). The PEM file is compared byte by byte.
   - Runs in the controller process (action plugin), so a fleet run ships no module to the robots.
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.cryptography_dep
 options:
@@ -106,14 +106,18 @@ options:
     default: false
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin, so some parts of the work run on the controller.
     support: full
     details: Runs in the controller process; paths are on the controller.
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows thumbprints, friendly name and encryption profile, never key material or passphrases.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second run reports no change.
     support: partial
     details: With O(force=true) the PKCS#12 is rewritten on every run.
 notes:

@@ -27,7 +27,7 @@ description:
     O(key_type), O(key_size), O(curve) changed or O(force=true).
   - Runs in the controller process (action plugin), so a fleet run ships no module to the robots.
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.cryptography_dep
 options:
@@ -142,14 +142,18 @@ options:
     default: false
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin, so some parts of the work run on the controller.
     support: full
     details: Runs in the controller process; paths are on the controller.
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows certificate metadata (subject, issuer, serial, validity, fingerprints), never key material.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second run reports no change.
     support: partial
     details: With O(force=true) every run makes a new key and certificate.
 notes:
@@ -158,6 +162,8 @@ notes:
     authentication by default (REFERENCE.md section 2, KB0993615); no switch to allow them is documented.
   - An existing key file that cannot be read with O(privatekey_passphrase), or an existing certificate file that is not a
     certificate, stops the task instead of being replaced, unless O(force=true).
+  - The issuer key is decrypted only when a certificate has to be signed, which keeps unchanged fleet runs fast; a wrong
+    O(issuer_privatekey_passphrase) is therefore reported at the next issue or renewal, not on a run that changes nothing.
   - In check mode the returned serial number and fingerprints are V(null) when a new certificate would be issued, because
     they are only known once it is signed.
 seealso:

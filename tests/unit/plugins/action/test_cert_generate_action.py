@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
+import sys
 import typing as t
 from pathlib import Path
 from unittest import mock
@@ -431,3 +433,58 @@ def test_existing_key_with_wrong_passphrase_is_not_replaced(
         and "force: true" in result["msg"]
     )
     assert snapshot(tmp_path) == before
+
+
+def test_unchanged_run_does_not_decrypt_issuer_key(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    before = snapshot(tmp_path)
+
+    kept = run_action(
+        leaf_args(
+            ca_dir, tmp_path, issuer_privatekey_passphrase="not-the-ca-passphrase"
+        )
+    )
+    renewal = run_action(
+        leaf_args(
+            ca_dir,
+            tmp_path,
+            issuer_privatekey_passphrase="not-the-ca-passphrase",
+            valid_days=30,
+        )
+    )
+
+    assert kept["changed"] is False and snapshot(tmp_path) == before
+    assert renewal["failed"] is True and "wrong passphrase" in renewal["msg"]
+    assert snapshot(tmp_path) == before
+
+
+def test_plain_module_runs_the_same_backend(tmp_path: Path, ca_dir: Path) -> None:
+    """The module file also works without its action plugin (as ansible-test and ansible-doc load it)."""
+    args_file = tmp_path / "args.json"
+    args = leaf_args(ca_dir, tmp_path / "out")
+    args_file.write_text(
+        json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": False}})
+    )
+    repo = Path(__file__).resolve().parents[4]
+    module = (
+        repo
+        / ".collections/ansible_collections/snowrpa/robot_certs/plugins/modules/cert_generate.py"
+    )
+
+    proc = subprocess.run(
+        [sys.executable, str(module), str(args_file)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo / ".collections")},
+        check=False,
+    )
+
+    result = json.loads(proc.stdout)
+    assert result["changed"] is True, proc.stdout + proc.stderr
+    assert result["thumbprint"] == _pki.thumbprint(
+        x509.load_pem_x509_certificate((tmp_path / "out/client.pem").read_bytes())
+    )
+    assert "ca-secret" not in proc.stdout
+    assert (tmp_path / "out/client.key").stat().st_mode & 0o777 == 0o600
