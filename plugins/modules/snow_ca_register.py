@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """Ensure a CA certificate record on a ServiceNow instance."""
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ description:
   - Idempotent by certificate, not by name - the same certificate under the same name is left alone; a different
     PEM under the same name replaces the record (the old one is deleted once the new one is in place, and published
     when O(wait_for_publish) is set), and the diff shows the old and new fingerprints, subjects and validity.
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -82,11 +86,14 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: No write is sent in check mode; the publish status is not awaited.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Writing C(sys_ca_certificate) needs role C(sso_config_admin) besides C(admin) [seen], and the plugin
@@ -174,16 +181,16 @@ ca:
       elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _pki,
     _snow_certs,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )

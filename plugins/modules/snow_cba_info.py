@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """Read-only pre-flight of a ServiceNow instance for certificate-based robot login."""
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ description:
     C(com.glide.auth.mutual) and of the certificate tables, the calling user's roles (C(admin), C(sso_config_admin))
     and the relevant system properties.
   - Returns the facts and a list of problems in plain words; an empty list means the instance is ready.
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -25,11 +29,14 @@ options:
     default: com.glide.auth.mutual
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - A read the calling user may not do becomes a problem in the list, not a failure; wrong credentials and an
@@ -103,15 +110,15 @@ problems:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _snow_preflight,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )

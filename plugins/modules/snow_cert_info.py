@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """List the CA records and user certificate mappings of a ServiceNow instance."""
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ description:
     fingerprint and Windows thumbprint.
   - Records and attachment records are read in batched requests (large pages, IN queries); the certificates
     themselves are one download per record, which O(fetch_certificates=false) skips.
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -36,11 +40,14 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Needs role C(sso_config_admin) besides C(admin) to read the certificate tables [seen].
@@ -161,16 +168,16 @@ mappings:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _pki,
     _snow_cert_info,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )

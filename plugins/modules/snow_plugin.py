@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """Ensure a ServiceNow plugin is active."""
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ description:
     C(POST /api/sn_cicd/plugin/{id}/activate), then polls the progress record until it reports success.
   - The default plugin, C(com.glide.auth.mutual), creates the certificate tables that
     M(snowrpa.robot_certs.snow_ca_register) and M(snowrpa.robot_certs.snow_user_cert) write to (REFERENCE.md section 5).
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -34,11 +38,14 @@ options:
     default: 5
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is activated; the module reports whether it would.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Needs role C(admin) or C(sn_cicd.sys_ci_automation).
@@ -99,13 +106,13 @@ progress:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_plugin  # noqa: E402
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_plugin
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )

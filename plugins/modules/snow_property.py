@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """Ensure a ServiceNow system property has a value."""
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ description:
     instance has no record of it.
   - Properties that matter for robot certificates (REFERENCE.md section 5) - C(glide.authenticate.mutual.enabled),
     C(glide.cometd.websocket.enabled), C(sn_rpa_fdn.instance_authentication), C(sn_rpa_fdn.code_signing_required).
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -38,11 +42,14 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Values of C(password) and C(password2) properties are shown as asterisks.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Turning on C(sn_rpa_fdn.code_signing_required) makes the robots refuse every published package that is not signed,
@@ -88,13 +95,13 @@ previous_value:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_property  # noqa: E402
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_property
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )

@@ -1,5 +1,7 @@
 #!/usr/bin/python
-# This file is part of the snowrpa.robot_certs collection.
+# Copyright: contributors to the snowrpa.robot_certs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
 """Map robot certificates to ServiceNow users."""
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ description:
     batched - an unchanged run for N mappings costs about ceil(N/180) + 2 requests, whatever N is.
   - Idempotent by certificate, not by name - a mapping with the same certificate is left alone, a new PEM under the
     same name replaces the old record once the new one is in place, and the diff shows old and new fingerprints.
+author:
+  - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
   - snowrpa.robot_certs.instance
 options:
@@ -80,11 +84,14 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: No write is sent in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - A PEM holding a private key is refused before any request; the attachment holds the certificate only.
@@ -176,16 +183,16 @@ removed:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _pki,
     _snow_user_cert,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (  # noqa: E402
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
     SnowClient,
 )
