@@ -137,19 +137,27 @@ def write_files(
     for write in writes:
         check_writable(write.path, what=names.get(write.path, "output file"))
     prepared: list[tuple[str, PlannedWrite]] = []
+    current = writes[0] if writes else None
+    renaming = False
     try:
-        for write in writes:
-            prepared.append((_prepare(write), write))
-        for temp, write in prepared:
-            os.replace(temp, write.path)
+        for current in writes:
+            prepared.append((_prepare(current), current))
+        renaming = True
+        for temp, current in prepared:
+            os.replace(temp, current.path)
     except OSError as exc:
         for temp, _write in prepared:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-        failed = exc.filename or "output"
+        failed = current.path if current is not None else exc.filename
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        outcome = (
+            "files renamed before it are already in place"
+            if renaming
+            else "no file was changed"
+        )
         raise CertificateError(
-            f"cannot write {failed!r}: {reason}; check the folder exists and is writable"
+            f"cannot write {failed!r}: {reason}; {outcome}"
         ) from None
 
 
