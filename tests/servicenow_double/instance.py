@@ -331,7 +331,7 @@ class Instance:
 
     def _require_table(self, caller: Caller, table: str) -> None:
         if not self.table_exists(table):
-            raise ApiError(400 if table == "" else 404, f"Invalid table {table}", "")
+            raise ApiError(404, f"Invalid table {table}", "")
         if "admin" not in caller.roles:
             raise ApiError(
                 403, "User Not Authorized", f"access to {table} requires role admin"
