@@ -97,15 +97,13 @@ def read_pem(path: str | None, content: str | None, *, source: str) -> PemInput:
 
 
 def cert_facts(cert: t.Any, digest: str | None = None) -> dict[str, t.Any]:
-    """Public facts of a certificate for returns and diffs."""
+    """Public facts of a certificate for returns and diffs, with validity in the instance's own format."""
+    summary = pki.cert_summary(cert)
     facts = {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "valid_from": _stamp(cert.not_valid_before_utc),
-        "valid_to": _stamp(cert.not_valid_after_utc),
-        "sha256_fingerprint": pki.sha256_fingerprint(cert),
-        "thumbprint": pki.thumbprint(cert),
+        k: summary[k] for k in ("subject", "issuer", "sha256_fingerprint", "thumbprint")
     }
+    facts["valid_from"] = _stamp(cert.not_valid_before_utc)
+    facts["valid_to"] = _stamp(cert.not_valid_after_utc)
     if digest:
         facts["attachment_hash"] = digest
     return facts
