@@ -229,3 +229,37 @@ def test_bad_input_fails_in_one_line(
     assert "Traceback" not in run.stdout + run.stderr
     assert "ca-secret-passphrase" not in run.stdout + run.stderr
     assert snapshot(out) == before
+
+
+def test_fleet_run_never_connects_to_robots(
+    issued: tuple[Path, t.Any], tmp_path: Path, playbook: t.Callable[..., t.Any]
+) -> None:
+    """Robots behind WinRM at unroutable addresses: both modules still run, on the controller only."""
+    shared, _run = issued
+    out = tmp_path / "pki"
+    (out / "ca").mkdir(parents=True)
+    for name in ("ca.pem", "ca.key"):
+        (out / "ca" / name).write_bytes((shared / "ca" / name).read_bytes())
+    inventory = tmp_path / "inventory.yml"
+    hosts = "\n".join(
+        f"        robot{i:02d}:\n          ansible_host: 192.0.2.{i}"
+        for i in range(10, 13)
+    )
+    inventory.write_text(
+        "all:\n  children:\n    robots:\n      vars:\n        ansible_connection: winrm\n"
+        "        ansible_user: robot-admin\n        ansible_password: unused\n      hosts:\n"
+        + hosts
+        + "\n"
+    )
+
+    run = playbook(
+        PLAYBOOKS / "fleet.yml", inventory=inventory, extra_vars={"out_dir": str(out)}
+    )
+
+    assert run.rc == 0, run.stdout + run.stderr
+    assert "UNREACHABLE" not in run.stdout
+    assert sorted(
+        r["host"] for r in run.results if r["task"] == "Export the robot's PKCS#12"
+    ) == ["robot10", "robot11", "robot12"]
+    for host in ("robot10", "robot11", "robot12"):
+        assert (out / host / "client.p12").stat().st_mode & 0o777 == 0o600
