@@ -655,3 +655,47 @@ def test_error_gives_one_clear_line_and_writes_nothing(
         fleet.snow.oauth_client_secret,
     ):
         assert secret not in run.stdout + run.stderr + str(run.results)
+
+
+def test_a_refused_insert_leaves_no_orphan_attachment(
+    fleet: Fleet, playbook: t.Callable[..., t.Any]
+) -> None:
+    mapping = {
+        "user": "robot02",
+        "name": "robot02 partial",
+        "pem_content": pem(make_leaf("robot02", fleet.ca).cert),
+    }
+    before = snapshot(fleet.snow)
+    fleet.snow.clear_requests()
+    # The look-up is the first request on this path, the insert the second: only the insert fails.
+    fleet.snow.inject(
+        status=500, count=1, every=2, path_prefix="/api/now/table/sys_user_certificate"
+    )
+    try:
+        run = playbook(
+            PLAYBOOKS / "user_cert.yml",
+            extra_vars={"sn": fleet.vars["sn"], "mappings": [mapping]},
+        )
+    finally:
+        fleet.snow.clear_faults()
+    logged = api_requests(fleet.snow)
+
+    assert run.rc != 0
+    message = run.task("Map the robots")["msg"]
+    assert (
+        message.startswith(
+            "POST /api/now/table/sys_user_certificate failed with HTTP 500"
+        )
+        and "\n" not in message
+    )
+    attached = [
+        r
+        for r in logged
+        if r["method"] == "POST" and r["path"] == "/api/now/attachment/file"
+    ]
+    assert [r["status"] for r in attached] == [201]
+    assert any(
+        r["method"] == "DELETE" and r["path"].startswith("/api/now/attachment/")
+        for r in logged
+    )
+    assert snapshot(fleet.snow) == before
