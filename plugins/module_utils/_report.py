@@ -917,7 +917,9 @@ def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
         bad = [r for r in ran if r.get(flag)]
         if bad:
             lines = str(bad[0].get("msg") or "").strip().splitlines()
-            return {"status": state, "message": lines[0] if lines else fallback}
+            # ansible-core prefixes connection errors with "Task failed: ", which says nothing here.
+            first = lines[0].removeprefix("Task failed: ") if lines else fallback
+            return {"status": state, "message": first}
     certificates = []
     checked: set[str] = set()
     for run_result in ran:

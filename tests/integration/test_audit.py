@@ -2,8 +2,10 @@
 
 The fleet is seeded with one problem of each kind the issue names: robot04 has no mapping, robot02's
 client certificate expires in ten days, the robot CA was re-uploaded and is not published yet,
-robot03's Windows account lacks Read on its key and robot05's host does not answer. Certificates are
-issued here with cryptography; their thumbprints in the report are checked against openssl.
+robot03's Windows account lacks Read on its key and robot05's host does not answer (a result from the
+facts file). robot06 is a real WinRM host on a closed local port, so the playbook's own win_cert_info
+task meets an unreachable host. Certificates are issued here with cryptography; their thumbprints in
+the report are checked against openssl.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime
 import html.parser
 import json
 import os
+import socket
 import subprocess
 import typing as t
 from pathlib import Path
@@ -33,13 +36,14 @@ HERE = Path(__file__).parent / "playbooks" / "audit"
 AUDIT = REPO / "playbooks" / "audit.yml"
 NOW = datetime.datetime.now(datetime.UTC)
 TODAY = NOW.date().isoformat()
-ROBOTS = [f"robot{i:02d}" for i in range(1, 6)]
+ROBOTS = [f"robot{i:02d}" for i in range(1, 7)]
 CA_NAME = "Audit Test CA"
 EXPECTED = [
     (None, "ca_not_published"),
     ("robot03", "key_acl_no_read"),
     ("robot04", "mapping_missing"),
     ("robot05", "host_unreachable"),
+    ("robot06", "host_unreachable"),
     ("robot02", "cert_expiring"),
 ]
 
@@ -81,6 +85,13 @@ def _issue(
 
 def _pem(*certs: x509.Certificate) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def closed_port() -> int:
+    """A local TCP port nobody listens on: bound once to get a free number, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def openssl_thumbprint(path: Path) -> str:
@@ -205,6 +216,15 @@ def fleet(
         }
         for name in ROBOTS
     }
+    hosts["robot06"].update(
+        ansible_connection="winrm",
+        ansible_host="127.0.0.1",
+        ansible_port=closed_port(),
+        ansible_winrm_scheme="http",
+        ansible_winrm_transport="basic",
+        ansible_user="auditor",
+        ansible_password="audit-test-only",
+    )
     inventory.write_text(
         yaml.safe_dump(
             {
@@ -304,12 +324,19 @@ def test_report_lists_each_seeded_problem(
     )
 
     assert [(f["robot"], f["kind"]) for f in document["findings"]] == EXPECTED
-    assert document["summary"]["findings"] == {"error": 4, "warning": 1, "info": 0}
+    assert document["summary"]["findings"] == {"error": 5, "warning": 1, "info": 0}
     by_kind = {f["kind"]: f for f in document["findings"]}
     assert "'audit.robot04'" in by_kind["mapping_missing"]["message"]
     assert "publish status 'pending'" in by_kind["ca_not_published"]["message"]
     assert "AUDIT\\svc-robot03" in by_kind["key_acl_no_read"]["message"]
-    assert "robot05.audit.invalid" in by_kind["host_unreachable"]["message"]
+    unreachable = [
+        f["message"] for f in document["findings"] if f["kind"] == "host_unreachable"
+    ]
+    assert "robot05.audit.invalid" in unreachable[0]
+    assert (
+        "Connection refused" in unreachable[1]
+        and "audit-test-only" not in unreachable[1]
+    )
     assert (
         "in 10 days" in by_kind["cert_expiring"]["message"]
         or "in 9 days" in by_kind["cert_expiring"]["message"]
@@ -321,6 +348,7 @@ def test_report_lists_each_seeded_problem(
         "robot03": "checked",
         "robot04": "skipped",
         "robot05": "unreachable",
+        "robot06": "unreachable",
     }
 
 

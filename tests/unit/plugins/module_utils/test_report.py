@@ -494,7 +494,7 @@ def test_windows_facts_states(pki: Pki) -> None:
     )
     assert failed == {"status": "failed", "message": "become is required"}
     gone = _report.windows_from_info(
-        [{"unreachable": True, "msg": "timed out"}, {"skipped": True}],
+        [{"unreachable": True, "msg": "Task failed: timed out"}, {"skipped": True}],
         windows_host=True,
     )
     assert gone == {"status": "unreachable", "message": "timed out"}
