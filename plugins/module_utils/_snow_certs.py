@@ -384,7 +384,8 @@ def run_ca(
             )
             changed = True
             action = "replaced" if rows else "created"
-        if params.get("wait_for_publish") and not check_mode:
+        published = str(record.get("publish_status") or "") == tables.PUBLISH_EXISTS
+        if params.get("wait_for_publish") and not check_mode and not published:
             record = wait_published(
                 client,
                 record["sys_id"],
