@@ -15,19 +15,7 @@ SELF_SIGNED_WARNING = (
     "authentication by default (KB0993615); issue it from a robot CA with issuer_cert_path and issuer_privatekey_path"
 )
 
-_SUBJECT_OPTIONS = {
-    name: {"type": "str"}
-    for name in _pki.SUBJECT_FIELDS
-    or (
-        "country_name",
-        "state_or_province_name",
-        "locality_name",
-        "organization_name",
-        "organizational_unit_name",
-        "common_name",
-        "email_address",
-    )
-}
+_SUBJECT_OPTIONS = {name: {"type": "str"} for name in _pki.SUBJECT_FIELD_NAMES}
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "path": {"type": "path", "required": True},
@@ -242,7 +230,7 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     result.update(summary)
     diff = {
         "before": _pki.cert_summary(old_cert) if old_cert is not None else {},
-        "after": _pki.cert_summary(cert),
+        "after": dict(summary),
     }
     return changed, result, diff, warnings
 

@@ -77,6 +77,16 @@ if HAS_CRYPTOGRAPHY:
         _parts = _name.split("_")
         EKU_NAMES[_parts[0] + "".join(p.title() for p in _parts[1:])] = _oid
 
+# The subject option's field names, in DN order (most general first); usable without cryptography.
+SUBJECT_FIELD_NAMES = (
+    "country_name",
+    "state_or_province_name",
+    "locality_name",
+    "organization_name",
+    "organizational_unit_name",
+    "common_name",
+    "email_address",
+)
 SUBJECT_FIELDS: dict[str, t.Any] = {}
 if HAS_CRYPTOGRAPHY:
     # The order of the DN, most general first, as KeyStore Explorer and AD CS write it.
@@ -781,6 +791,7 @@ __all__ = (
     "PURPOSES",
     "PURPOSE_EKU",
     "SUBJECT_FIELDS",
+    "SUBJECT_FIELD_NAMES",
     "UPN_OID",
     "build_certificate",
     "build_subject",
