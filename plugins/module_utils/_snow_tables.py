@@ -120,7 +120,7 @@ def check_field(table: str, field: str) -> None:
         raise ServiceNowError(
             f"table {table!r} is not one this collection knows; known: {', '.join(sorted(COLUMNS))}"
         )
-    head, _, tail = field.partition(".")
+    head, _dot, tail = field.partition(".")
     if head not in columns:
         raise ServiceNowError(
             f"field {field!r} is not a known column of {table}; known: {', '.join(sorted(columns))}"

@@ -54,6 +54,16 @@ class Wanted(t.NamedTuple):
     def key(self) -> str:
         return f"{self.user}/{self.name}"
 
+    @property
+    def certificate(self) -> certs.PemInput:
+        if (
+            self.pem is None
+        ):  # pragma: no cover - _wanted() requires a PEM for state present
+            raise AssertionError(
+                "contract violation: a mapping to ensure has no certificate"
+            )
+        return self.pem
+
 
 def _wanted(params: dict[str, t.Any]) -> list[Wanted]:
     """The mappings asked for, validated before any request is sent."""
@@ -272,8 +282,7 @@ class _Fleet:
             # Check mode before the plugin is active: no CA can be registered yet, so there is nothing to check against.
             return
         for w in wanted:
-            assert w.pem is not None
-            leaf = w.pem.certs[0]
+            leaf = w.certificate.certs[0]
             issuers = [
                 (row, c)
                 for row, found in self._cas
@@ -287,7 +296,7 @@ class _Fleet:
                 )
             if not any(
                 str(row.get("publish_status")) == tables.PUBLISH_EXISTS
-                for row, _ in issuers
+                for row, _cert in issuers
             ):
                 row = issuers[0][0]
                 raise ServiceNowError(
@@ -318,7 +327,7 @@ def _remove(
             if record["sys_id"] in done:
                 continue
             if (w.name and record["name"] == w.name) or (
-                w.pem is not None and fleet.digest_of(record, w.pem.digest)
+                w.pem is not None and fleet.digest_of(record, w.certificate.digest)
             ):
                 done.add(record["sys_id"])
                 view = _mapping_view(record)
@@ -345,9 +354,8 @@ def _ensure(
         tuple[Wanted, dict[str, t.Any] | None, dict[str, t.Any], list[dict[str, t.Any]]]
     ] = []
     for w in wanted:
-        assert w.pem is not None
         mine = fleet.of_user(w.user)
-        same_cert = [r for r in mine if fleet.digest_of(r, w.pem.digest)]
+        same_cert = [r for r in mine if fleet.digest_of(r, w.certificate.digest)]
         keep = next((r for r in same_cert if r["name"] == w.name), None) or (
             same_cert[0] if same_cert else None
         )
@@ -363,7 +371,7 @@ def _ensure(
         ]
         plans.append((w, keep, changes, replaced))
 
-    to_create = [w for w, keep, _, _ in plans if keep is None]
+    to_create = [w for w, keep, _changes, _replaced in plans if keep is None]
     users: dict[str, str] = {}
     if to_create:
         users = fleet.user_sys_ids(to_create)
@@ -377,7 +385,6 @@ def _ensure(
     kept_ids: set[str] = set()
     try:
         for w, keep, changes, replaced in plans:
-            assert w.pem is not None
             if keep is None:
                 fields = {
                     "name": w.name,
@@ -391,7 +398,7 @@ def _ensure(
                     tables.USER_CERT_TABLE,
                     fields,
                     file_name=certs.file_name_for(w.name),
-                    content=w.pem.content,
+                    content=w.certificate.content,
                 )
                 record.setdefault(
                     "user.user_name", "" if certs.is_sys_id(w.user) else w.user
@@ -435,7 +442,6 @@ def _ensure(
             changed = True
     if exclusive != "none":
         for w, _keep, _changes, _replaced in plans:
-            assert w.pem is not None
             for record in _same_ca_others(
                 fleet, w, kept_ids | {r["sys_id"] for r in removed}, exclusive
             ):
@@ -480,8 +486,7 @@ def _same_ca_others(
     fleet: _Fleet, w: Wanted, skip: set[str], exclusive: str
 ) -> list[dict[str, t.Any]]:
     """The user's other mappings whose certificate comes from the same CA as W's, where an action is due."""
-    assert w.pem is not None
-    issuer = w.pem.certs[0].issuer
+    issuer = w.certificate.certs[0].issuer
     others = []
     for record in fleet.of_user(w.user):
         if record["sys_id"] in skip or (
