@@ -126,8 +126,9 @@ notes:
     therefore writes V(legacy).
   - Unlike community.crypto's C(encryption_level), the encryption profile is part of the idempotency check, so switching a
     fleet from V(legacy) to V(modern) needs no O(force).
-  - Non-ASCII passphrases are encoded as UTF-8 the way OpenSSL does; Java's C(keytool) did not open such files in our
-    tests, so prefer ASCII passphrases when Java tools must read the file.
+  - Non-ASCII passphrases are handled exactly as OpenSSL handles them (OpenSSL and this module open each other's files).
+    Java's C(keytool) on the test machines opened neither OpenSSL's nor our files with a non-ASCII passphrase, so prefer
+    ASCII passphrases where Java tools must read the file; Windows import with non-ASCII passphrases is not verified.
   - The RC2-encrypted and unencrypted PKCS#12 files that older tools write are accepted as O(pkcs12_src); what is written
     is always V(modern) or V(legacy).
 seealso:
