@@ -265,8 +265,23 @@ def detect_pkcs12_profile(data: bytes) -> str:
 # Reading ------------------------------------------------------------------------------------
 
 
+def _as_text(data: bytes) -> bytes:
+    """DATA as ASCII-compatible bytes; Windows PowerShell 5.1's Out-File writes UTF-16 with a BOM."""
+    for bom, codec in (
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"\xef\xbb\xbf", "utf-8"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec).encode("ascii")
+            except (UnicodeDecodeError, UnicodeEncodeError):
+                return data
+    return data
+
+
 def _looks_like_base64_pkcs12(data: bytes) -> bool:
-    text = data.strip()
+    text = _as_text(data).strip()
     if not text or len(text) < 16:
         return False
     try:
@@ -289,7 +304,7 @@ def load_pkcs12(
     data: bytes, passphrase: str | None, *, source: str, require_key: bool = True
 ) -> Pkcs12Contents:
     """Parse a PKCS#12 file, failing with one line naming SOURCE for every common mistake."""
-    if b"-----BEGIN" in data[:4096]:
+    if b"-----BEGIN" in _as_text(data[:4096]):
         raise CertificateError(
             f"{source} is a PEM file, not a PKCS#12 (.pfx/.p12); give it as certificate and key paths instead"
         )

@@ -301,6 +301,19 @@ def test_base64_text_is_named(pki: dict[str, Identity]) -> None:
         _pkcs12.load_pkcs12(text, "Robot-Pass 1", source="robot.p12")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_base64_text_from_powershell_is_named(
+    pki: dict[str, Identity], encoding: str
+) -> None:
+    """Windows PowerShell 5.1's Out-File writes UTF-16 with a byte order mark."""
+    text = base64.b64encode(_dump(pki, "legacy")).decode().encode(encoding)
+
+    with pytest.raises(
+        CertificateError, match=r"robot.pfx is base64 text, not the binary PKCS#12 file"
+    ):
+        _pkcs12.load_pkcs12(text, "Robot-Pass 1", source="robot.pfx")
+
+
 def test_pem_file_is_named(pki: dict[str, Identity]) -> None:
     with pytest.raises(
         CertificateError, match=r"robot.p12 is a PEM file, not a PKCS#12"
