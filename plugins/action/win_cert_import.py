@@ -142,11 +142,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
-        _, params = self.validate_argument_spec(
+        params = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             mutually_exclusive=MUTUALLY_EXCLUSIVE,
             required_if=REQUIRED_IF,
-        )
+        )[1]
         invocation = {"module_args": safe_invocation(params)}
 
         try:

@@ -11,9 +11,14 @@ import datetime
 import typing as t
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import Encoding
+except (
+    ImportError
+):  # pragma: no cover - the action plugin reports the missing requirement
+    pass
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     CertificateError,
@@ -25,6 +30,8 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pkcs12 import
     pkcs12_algorithms,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pki import (
+    HAS_CRYPTOGRAPHY,
+    MINIMUM_CRYPTOGRAPHY_VERSION,
     PURPOSE_EKU,
     cert_allows_purpose,
     cert_summary,
@@ -227,6 +234,11 @@ def build_import_plan(
     """Open the PKCS#12 and decide everything about the import that does not need the host.
 
     FOR_REMOVAL skips the key, purpose and expiry checks: an expired certificate must stay removable."""
+    if not HAS_CRYPTOGRAPHY:
+        raise WindowsPrepError(
+            f"win_cert_import opens the PKCS#12 on the controller and needs cryptography >= "
+            f"{MINIMUM_CRYPTOGRAPHY_VERSION} there; install it in the controller's Python"
+        )
     if store_location not in STORE_LOCATIONS:
         raise WindowsPrepError(
             f"store_location must be one of {', '.join(STORE_LOCATIONS)}, got {store_location!r}"

@@ -113,17 +113,25 @@ options:
         before the host is contacted when the build is below 17763.
       - Defaults to the build in gathered facts; without facts the host checks its own build before importing.
     type: int
+extends_documentation_fragment:
+  - snowrpa.robot_certs.cryptography_dep
 attributes:
   action:
+    description: Has an action plugin, so part of the work runs on the controller.
     support: full
     details: The PKCS#12 is opened and checked on the controller; the host receives it inside the module arguments.
   check_mode:
+    description: Can run in check mode and predict whether it would change the target without changing it.
     support: full
   diff_mode:
+    description: Returns what changed, or would change in check mode, when run in diff mode.
     support: full
   idempotent:
+    description: A second run with the same arguments, outside check mode, reports no change.
     support: full
   platform:
+    description: The target operating systems.
+    support: full
     platforms: windows
 notes:
   - Runs in Windows PowerShell 5.1 (.NET Framework 4.x).
@@ -146,7 +154,7 @@ seealso:
   - module: snowrpa.robot_certs.win_key_acl
   - module: snowrpa.robot_certs.win_cert_info
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 """
 
 EXAMPLES = r"""

@@ -49,13 +49,18 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check mode and predict whether it would change the target without changing it.
     support: full
     details: The module never changes anything.
   diff_mode:
+    description: Returns what changed, or would change in check mode, when run in diff mode.
     support: none
   idempotent:
+    description: A second run with the same arguments, outside check mode, reports no change.
     support: full
   platform:
+    description: The target operating systems.
+    support: full
     platforms: windows
 notes:
   - A CurrentUser store is read as the connecting user; use C(become) to read the robot user's store.
@@ -64,7 +69,7 @@ seealso:
   - module: snowrpa.robot_certs.win_cert_import
   - module: snowrpa.robot_certs.win_key_acl
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 """
 
 EXAMPLES = r"""

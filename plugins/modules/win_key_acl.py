@@ -58,12 +58,17 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check mode and predict whether it would change the target without changing it.
     support: full
   diff_mode:
+    description: Returns what changed, or would change in check mode, when run in diff mode.
     support: full
   idempotent:
+    description: A second run with the same arguments, outside check mode, reports no change.
     support: full
   platform:
+    description: The target operating systems.
+    support: full
     platforms: windows
 notes:
   - The rights of SYSTEM and Administrators are never lowered; naming them in a change that would lower them fails.
@@ -77,7 +82,7 @@ seealso:
   - module: snowrpa.robot_certs.win_cert_import
   - module: snowrpa.robot_certs.win_cert_info
 author:
-  - snowrpa.robot_certs contributors
+  - snowrpa.robot_certs contributors (@snowrpa)
 """
 
 EXAMPLES = r"""

@@ -208,7 +208,7 @@ class TestChecks:
         assert "\n" not in str(err.value)
 
     def test_pem_given_where_pkcs12_expected(self, client):
-        _, leaf = client
+        leaf = client[1]
 
         with pytest.raises(WindowsPrepError, match="is a PEM file, not a PKCS#12"):
             plan_for(fx.pem(leaf))
