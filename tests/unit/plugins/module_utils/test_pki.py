@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
@@ -494,3 +494,28 @@ def test_upn_other_name_is_utf8_string(client: Identity) -> None:
 
     assert other.type_id.dotted_string == "1.3.6.1.4.1.311.20.2.3"
     assert other.value == b"\x0c\x13robot01@example.com"
+
+
+def test_pkilint_check_is_not_vacuous(tmp_path: Path, ca: Identity) -> None:
+    """Negative control: the same lint run flags a certificate that breaks RFC 5280."""
+    key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
+    now = datetime.datetime.now(datetime.UTC)
+    bad = (
+        x509.CertificateBuilder()
+        .subject_name(
+            _pki.build_subject(
+                {"common_name": "robot01", "email_address": "r@example.com"}
+            )
+        )
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(ca.key, hashes.SHA256())
+    )
+
+    result = pkilint("lint_pkix_cert", write_pem(tmp_path / "bad.pem", bad))
+
+    assert result.returncode != 0
+    assert "pkix.subject_email_address_not_in_san (ERROR)" in result.stdout
