@@ -38,15 +38,28 @@ def env_ints(name: str, default: str) -> list[int]:
     return [int(value) for value in os.environ.get(name, default).split()]
 
 
+def parse_plan(text: str) -> list[tuple[str, int, int, str]]:
+    """Entries KEY:N[:REPEATS[:SCOPE]]; SCOPE "all" (floor, role, no-op) or "floor" (the floor only)."""
+    plan = []
+    for entry in text.split():
+        parts = entry.split(":")
+        plan.append(
+            (
+                parts[0],
+                int(parts[1]),
+                int(parts[2]) if len(parts) > 2 else 1,
+                parts[3] if len(parts) > 3 else "all",
+            )
+        )
+    return plan
+
+
 @dataclasses.dataclass
 class Settings:
     sizes: list[int]
-    key_types: list[str]
-    repeats: int
-    large: int
-    large_repeats: int
-    community_sizes: list[int]
-    community_key_types: list[str]
+    plan: list[tuple[str, int, int, str]]
+    community_plan: list[tuple[str, int, int, str]]
+    snow_sizes: list[int]
     forks: int
     work: Path
 
@@ -54,20 +67,27 @@ class Settings:
     def from_env(cls, work: Path) -> Settings:
         return cls(
             sizes=env_ints("BENCH_SIZES", "20 100 500"),
-            key_types=os.environ.get("BENCH_KEY_TYPES", "rsa ecdsa").split(),
-            repeats=int(os.environ.get("BENCH_REPEATS", "3")),
-            large=int(os.environ.get("BENCH_LARGE", "500")),
-            large_repeats=int(os.environ.get("BENCH_LARGE_REPEATS", "1")),
-            community_sizes=env_ints("BENCH_COMMUNITY_SIZES", "0 20"),
-            community_key_types=os.environ.get(
-                "BENCH_COMMUNITY_KEY_TYPES", "rsa ecdsa"
-            ).split(),
+            plan=parse_plan(
+                os.environ.get(
+                    "BENCH_PLAN",
+                    "rsa:20:3 ecdsa:20:3 rsa:100:1 ecdsa:100:1 rsa:500:1:floor ecdsa:500:1:floor",
+                )
+            ),
+            community_plan=parse_plan(
+                os.environ.get("BENCH_COMMUNITY_PLAN", "rsa:0 rsa:20 ecdsa:20")
+            ),
+            snow_sizes=env_ints("BENCH_SNOW_SIZES", "20"),
             forks=int(os.environ.get("BENCH_FORKS", "5")),
             work=work,
         )
 
-    def repeats_for(self, n: int) -> int:
-        return self.large_repeats if n >= self.large else self.repeats
+    @property
+    def key_types(self) -> list[str]:
+        return list(dict.fromkeys(key for key, _n, _r, _s in self.plan))
+
+    def repeats_for(self, key_type: str, n: int) -> str:
+        found = [r for k, size, r, _s in self.plan if k == key_type and size == n]
+        return str(found[0]) if found else "0"
 
 
 @dataclasses.dataclass
@@ -242,6 +262,17 @@ def noop_playbook(stream: Path, target: Path) -> tuple[Path, int]:
     return target, dispatched
 
 
+def task_profile(stream: Path) -> list[tuple[str, str, float]]:
+    """(task, action, seconds) of a recorded run, slowest first."""
+    data = json.loads(stream.read_text(encoding="utf-8"))
+    tasks = [
+        (task["name"], task["action"], task.get("seconds", 0.0))
+        for play in data["plays"]
+        for task in play["tasks"]
+    ]
+    return sorted(tasks, key=lambda item: -item[2])
+
+
 def expected_files(out: Path, n: int, names: list[str]) -> None:
     """Fail the benchmark when a run did not produce every robot's files (a timed failure is no result)."""
     missing = [
@@ -321,6 +352,9 @@ class Harness:
         )
         self.counter = 0
         self.failures: list[str] = []
+        self.profiles: dict[
+            tuple[str, str, int, str], list[tuple[str, str, float]]
+        ] = {}
 
     def record(
         self, way: str, key_type: str, n: int, phase: str, seconds: float
@@ -395,6 +429,10 @@ class Harness:
             )
         self.record(book.name, key_type, n, "re-run", seconds)
 
+        for phase in ("first", "rerun"):
+            self.profiles[(book.name, key_type, n, phase)] = task_profile(
+                folder / f"{phase}.json"
+            )
         noop, dispatched = noop_playbook(folder / "rerun.json", folder / "noop.yml")
         self.dispatched[(book.name, key_type, n)] = dispatched
         seconds, _changed = book.run(noop, inv, out, wire_key)
@@ -403,17 +441,15 @@ class Harness:
 
     def run(self) -> None:
         s = self.settings
-        for key_type in s.key_types:
-            for n in s.sizes:
-                for _repeat in range(s.repeats_for(n)):
-                    # The ways of one repetition run back to back, so a change in machine load hits all of them.
-                    self.floor(key_type, n, 1)
-                    self.floor(key_type, n, 2)
-                    if not self.failures:
-                        self.guarded(self.role, key_type, n, ROLE_FILES)
-        for key_type in s.community_key_types:
-            for n in s.community_sizes:
-                self.guarded(self.community, key_type, n, COMMUNITY_FILES)
+        for key_type, n, repeats, scope in s.plan:
+            for _repeat in range(repeats):
+                # The ways of one repetition run back to back, so a change in machine load hits all of them.
+                self.floor(key_type, n, 1)
+                self.floor(key_type, n, 2)
+                if scope == "all" and not self.failures:
+                    self.guarded(self.role, key_type, n, ROLE_FILES)
+        for key_type, n, _repeats, _scope in s.community_plan:
+            self.guarded(self.community, key_type, n, COMMUNITY_FILES)
 
     def guarded(self, book: Playbook, key_type: str, n: int, files: list[str]) -> None:
         """Measure what works: a way that fails is reported in results.md, not timed."""
@@ -497,22 +533,34 @@ def versions() -> dict[str, str]:
     }
 
 
-def community_estimate(
-    harness: Harness, key_type: str, n: int, phase: str
+def estimate(
+    harness: Harness, way: str, key_type: str, n: int, phase: str
 ) -> tuple[float, bool] | None:
-    """Measured community.crypto time at N, else a line through its measured sizes (fixed cost + per robot)."""
+    """Median at N if measured, else on the least-squares line through the measured medians (fixed cost + per robot)."""
     measured = {
         size: t.median
-        for (way, k, size, p), t in harness.timings.items()
-        if way == "community.crypto" and k == key_type and p == phase
+        for (w, k, size, p), t in harness.timings.items()
+        if w == way and k == key_type and p == phase
     }
     if n in measured:
         return measured[n], False
     if len(measured) < 2:
         return None
-    (n0, t0), (n1, t1) = sorted(measured.items())[0], sorted(measured.items())[-1]
-    per_robot = (t1 - t0) / (n1 - n0)
-    return t0 + (n - n0) * per_robot, True
+    xs, ys = list(measured), list(measured.values())
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    # Noise can tilt a line through small N downwards; time never falls as robots are added.
+    per_robot = max(
+        0.0,
+        sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread,
+    )
+    return max(0.0, mean_y + (n - mean_x) * per_robot), True
+
+
+def community_estimate(
+    harness: Harness, key_type: str, n: int, phase: str
+) -> tuple[float, bool] | None:
+    return estimate(harness, "community.crypto", key_type, n, phase)
 
 
 def fmt(seconds: float | None) -> str:
@@ -521,6 +569,15 @@ def fmt(seconds: float | None) -> str:
         if seconds is None
         else (f"{seconds:.2f}" if seconds < 100 else f"{seconds:.0f}")
     )
+
+
+WAYS = (
+    ("cryptography floor", "tab:gray", "o"),
+    ("cryptography floor x2", "tab:olive", "s"),
+    ("role", "tab:blue", "D"),
+    ("community.crypto", "tab:red", "^"),
+    ("no-op dispatch (role)", "tab:cyan", "v"),
+)
 
 
 def chart(harness: Harness, path: Path) -> None:
@@ -533,105 +590,91 @@ def chart(harness: Harness, path: Path) -> None:
     fig, axes = plt.subplots(
         len(s.key_types), 2, figsize=(11, 4.2 * len(s.key_types)), squeeze=False
     )
-    styles = {
-        "cryptography floor": ("tab:gray", "o"),
-        "cryptography floor x2": ("tab:olive", "s"),
-        "role": ("tab:blue", "D"),
-        "community.crypto": ("tab:red", "^"),
-        "no-op dispatch (role)": ("tab:cyan", "v"),
-    }
     for row, key_type in enumerate(s.key_types):
         for col, phase in enumerate(("first", "re-run")):
             ax = axes[row][col]
-            for way, (colour, marker) in styles.items():
-                if way == "no-op dispatch (role)" and phase == "first":
-                    continue
-                if way == "community.crypto":
-                    points = [
-                        (n, community_estimate(harness, key_type, n, phase))
-                        for n in s.sizes
-                    ]
-                    for n, est in points:
-                        if est is not None:
-                            ax.plot(
-                                [n],
-                                [est[0]],
-                                marker=marker,
-                                color=colour,
-                                fillstyle="none" if est[1] else "full",
-                                linestyle="",
-                            )
-                    known = [(n, est[0]) for n, est in points if est is not None]
-                    if known:
-                        ax.plot(
-                            *zip(*known, strict=False),
-                            color=colour,
-                            linestyle="--",
-                            label="community.crypto (hollow: extrapolated)",
-                        )
-                    continue
-                xs = [
-                    n for n in s.sizes if (way, key_type, n, phase) in harness.timings
+            for way, colour, marker in WAYS:
+                points = [
+                    (n, estimate(harness, way, key_type, n, phase)) for n in s.sizes
                 ]
-                if xs:
-                    ys = [harness.timings[(way, key_type, n, phase)].median for n in xs]
-                    ax.plot(xs, ys, marker=marker, color=colour, label=way)
+                known = [(n, est) for n, est in points if est is not None]
+                if not known:
+                    continue
+                ax.plot(
+                    [n for n, _e in known],
+                    [e[0] for _n, e in known],
+                    color=colour,
+                    linestyle="-",
+                    label=way,
+                )
+                for n, est in known:
+                    ax.plot(
+                        [n],
+                        [est[0]],
+                        marker=marker,
+                        color=colour,
+                        fillstyle="none" if est[1] else "full",
+                        linestyle="",
+                    )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("robots (N)")
-            ax.set_ylabel("seconds, median")
+            ax.set_ylabel("seconds (median)")
             ax.set_title(
                 f"{key_type.upper()}: {'issue (first run)' if phase == 'first' else 'unchanged re-run'}"
             )
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, title="hollow marker: extrapolated", title_fontsize=7)
     fig.suptitle(
-        f"Client-auth + code-signing identities for N robots, forks={s.forks}, {os.cpu_count()} cores"
+        f"Client-auth + code-signing identities for N robots: forks={s.forks}, {os.cpu_count()} cores"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def ratio(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+def ratio(a: tuple[float, bool] | None, b: tuple[float, bool] | None) -> str:
+    if a is None or b is None or b[0] == 0:
+        return "n/a"
+    return f"{a[0] / b[0]:.2f}" + (" (extrapolated)" if a[1] or b[1] else "")
+
+
+def mark(est: tuple[float, bool] | None) -> str:
+    return "n/a" if est is None else fmt(est[0]) + (" (extrapolated)" if est[1] else "")
 
 
 def timing_section(harness: Harness) -> list[str]:
     s = harness.settings
-    tm = harness.timings
 
-    def med(way: str, key_type: str, n: int, phase: str) -> float | None:
-        found = tm.get((way, key_type, n, phase))
-        return found.median if found else None
+    def est(way: str, key_type: str, n: int, phase: str) -> tuple[float, bool] | None:
+        return estimate(harness, way, key_type, n, phase)
 
     lines = [
         "## Issue and re-run times (seconds, median)",
         "",
-        "| key | N | runs | floor | floor x2 | role | community.crypto | role re-run | no-op dispatch | floor re-run | community re-run |",
+        "| key | N | repeats | floor | floor x2 | role | community.crypto | role re-run | no-op dispatch | floor re-run | community re-run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key_type in s.key_types:
         for n in s.sizes:
-            first = community_estimate(harness, key_type, n, "first")
-            again = community_estimate(harness, key_type, n, "re-run")
-
-            def mark(est):
-                return (
-                    "n/a"
-                    if est is None
-                    else fmt(est[0]) + (" (extrapolated)" if est[1] else " (1 run)")
-                )  # noqa: E731
-
+            cells = [
+                mark(est("cryptography floor", key_type, n, "first")),
+                mark(est("cryptography floor x2", key_type, n, "first")),
+                mark(est("role", key_type, n, "first")),
+                mark(est("community.crypto", key_type, n, "first")),
+                mark(est("role", key_type, n, "re-run")),
+                mark(est("no-op dispatch (role)", key_type, n, "re-run")),
+                mark(est("cryptography floor", key_type, n, "re-run")),
+                mark(est("community.crypto", key_type, n, "re-run")),
+            ]
             lines.append(
-                f"| {key_type} | {n} | {s.repeats_for(n)} | {fmt(med('cryptography floor', key_type, n, 'first'))} "
-                f"| {fmt(med('cryptography floor x2', key_type, n, 'first'))} | {fmt(med('role', key_type, n, 'first'))} | {mark(first)} "
-                f"| {fmt(med('role', key_type, n, 're-run'))} | {fmt(med('no-op dispatch (role)', key_type, n, 're-run'))} "
-                f"| {fmt(med('cryptography floor', key_type, n, 're-run'))} | {mark(again)} |"
+                f"| {key_type} | {n} | {s.repeats_for(key_type, n)} | "
+                + " | ".join(cells)
+                + " |"
             )
     lines += [
         "",
-        "## Targets (issue 6), ratios from the same run",
+        "## Targets (issue 6): ratios of medians from the same run",
         "",
         "| key | N | role / floor (target <= 1.0) | role / floor x2 | community / role (target >= 20) "
         "| role re-run / no-op (target <= 2.0) | community re-run / role re-run (target >= 20) |",
@@ -640,31 +683,46 @@ def timing_section(harness: Harness) -> list[str]:
     for key_type in s.key_types:
         for n in s.sizes:
             role_first, role_again = (
-                med("role", key_type, n, "first"),
-                med("role", key_type, n, "re-run"),
+                est("role", key_type, n, "first"),
+                est("role", key_type, n, "re-run"),
             )
-            first = community_estimate(harness, key_type, n, "first")
-            again = community_estimate(harness, key_type, n, "re-run")
-            extra = " (extrapolated)" if (first and first[1]) else ""
-            lines.append(
-                f"| {key_type} | {n} | {ratio(role_first, med('cryptography floor', key_type, n, 'first'))} "
-                f"| {ratio(role_first, med('cryptography floor x2', key_type, n, 'first'))} "
-                f"| {ratio(first[0] if first else None, role_first)}{extra} "
-                f"| {ratio(role_again, med('no-op dispatch (role)', key_type, n, 're-run'))} "
-                f"| {ratio(again[0] if again else None, role_again)}{extra} |"
-            )
+            cells = [
+                ratio(role_first, est("cryptography floor", key_type, n, "first")),
+                ratio(role_first, est("cryptography floor x2", key_type, n, "first")),
+                ratio(est("community.crypto", key_type, n, "first"), role_first),
+                ratio(role_again, est("no-op dispatch (role)", key_type, n, "re-run")),
+                ratio(est("community.crypto", key_type, n, "re-run"), role_again),
+            ]
+            lines.append(f"| {key_type} | {n} | " + " | ".join(cells) + " |")
     if harness.failures:
         lines += ["", "## Not measured: these runs failed", ""] + [
             f"- {failure}" for failure in harness.failures
         ]
+    largest: dict[tuple[str, str], tuple[int, str, list[tuple[str, str, float]]]] = {}
+    for (way, key_type, n, phase), profile in harness.profiles.items():
+        if n >= largest.get((way, phase), (-1, "", []))[0]:
+            largest[(way, phase)] = (n, key_type, profile)
+    for (way, phase), (n, key_type, profile) in sorted(largest.items()):
+        total = sum(seconds for _name, _action, seconds in profile) or 1.0
+        lines += [
+            "",
+            f"Where the time goes: {way}, {phase.replace('rerun', 're-run')}, {key_type}, N={n} (wall time per task, last repeat):",
+            "",
+        ]
+        lines += [
+            f"- {seconds:.2f} s ({seconds / total:.0%}) {name} (`{action}`)"
+            for name, action, seconds in profile[:6]
+        ]
     lines += ["", "Every individual run, in seconds:", ""]
-    for timing in sorted(tm.values(), key=lambda t: (t.key_type, t.n, t.way, t.phase)):
+    for timing in sorted(
+        harness.timings.values(), key=lambda t: (t.key_type, t.n, t.way, t.phase)
+    ):
         lines.append(
             f"- {timing.way}, {timing.key_type}, N={timing.n}, {timing.phase}: {', '.join(f'{v:.2f}' for v in timing.seconds)}"
         )
     lines += [
         "",
-        "Tasks dispatched per run (results and loop items, all hosts), from the task-stream callback:",
+        "Tasks dispatched per run (task results and loop items over all hosts, from the task-stream callback):",
         "",
     ]
     for (way, key_type, n), count in sorted(harness.dispatched.items()):
@@ -672,6 +730,32 @@ def timing_section(harness: Harness) -> list[str]:
             f"- {way}, {key_type}, N={n}: {count} ({count / max(n, 1):.1f} per robot)"
         )
     return lines
+
+
+METHOD = [
+    "## Method",
+    "",
+    "- **The work** (every way): a robot CA, then for each robot a client-authentication and a code-signing identity:",
+    "  new key, certificate signed by the CA, PEM, PKCS#12 with 3DES bags, SHA-1 MAC and 2048 KDF rounds (the collection's",
+    "  legacy profile), keys and PKCS#12 0600 in 0700 folders. RSA-2048 or ECDSA P-256.",
+    "- **cryptography floor** (`bench/floor.py`): the same work in one Python process with plain `cryptography`, files",
+    "  written as the collection writes them (temp file, fsync, rename). `x2` spreads the robots over two processes",
+    "  (both cores). Its re-run reads every file back and checks key, certificate, expiry and PKCS#12, writing nothing.",
+    "- **role** (`bench/playbooks/role.yml`): `snowrpa.robot_certs.robot_identity` for an inventory of N robots",
+    "  (`ansible_connection=local`), as provision.yml runs it.",
+    "- **community.crypto** (`bench/playbooks/community_crypto.yml`, own venv from bench/requirements-community-crypto.txt):",
+    "  per identity openssl_privatekey, openssl_csr, x509_certificate (ownca) and openssl_pkcs12 (compatibility2022, the",
+    "  same 3DES/SHA-1 encryption), plus one folder task per robot. N=0 runs only the CA play: its fixed cost.",
+    "- **no-op dispatch**: the role's recorded re-run replayed as `ansible.builtin.set_fact` tasks with the same plays,",
+    "  hosts, task count, loop lengths, run_once and skips (bench/callback_plugins/task_stream.py records the stream).",
+    "  It is what Ansible itself costs for that many tasks: the floor for any re-run.",
+    "- Times are wall clock of the whole command (interpreter and ansible-playbook start included), checked: a run",
+    "  that fails, misses a file or changes anything on a re-run stops the benchmark; one robot per run is verified",
+    "  with `openssl verify` and `openssl pkcs12`.",
+    "- The machine is shared: other jobs ran at the same time (see the load averages). Ratios come from runs made",
+    "  back to back and are steadier than the absolute times.",
+    "",
+]
 
 
 def main() -> int:
@@ -686,7 +770,7 @@ def main() -> int:
         sys.path.insert(0, str(BENCH))
         import counts
 
-        sections += counts.servicenow_section(settings.sizes)
+        sections += counts.servicenow_section(settings.snow_sizes, settings.forks)
         sections += counts.windows_section()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -698,7 +782,7 @@ def main() -> int:
         "# Benchmark results",
         "",
         f"Written by `make bench` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} minutes. "
-        "Chart: [issue-time.png](issue-time.png). How it is measured and what the numbers mean: [method.md](method.md).",
+        "Chart: [issue-time.png](issue-time.png). How it is measured: see Method at the end.",
         "",
         "## Machine and versions",
         "",
@@ -706,13 +790,15 @@ def main() -> int:
         "",
         "## Settings",
         "",
-        f"- N: {' '.join(map(str, settings.sizes))}; key types: {' '.join(settings.key_types)}",
-        f"- repeats: {settings.repeats} (N >= {settings.large}: {settings.large_repeats}); medians of the repeats",
+        f"- N reported: {' '.join(map(str, settings.sizes))}; plan (key:N:repeats:scope): {' '.join(':'.join(map(str, p)) for p in settings.plan)}",
+        "- each repeat runs the ways back to back; medians of the repeats; a size not in the plan is extrapolated on the line "
+        "through the smallest and largest measured N of that way (fixed cost + cost per robot) and marked so",
         f"- forks: {settings.forks}, for the role and for community.crypto alike",
-        f"- community.crypto measured at N = {' '.join(map(str, settings.community_sizes))} "
-        f"({' '.join(settings.community_key_types)}), once each; larger N extrapolated on the line through the measured sizes",
+        f"- community.crypto plan: {' '.join(':'.join(map(str, p)) for p in settings.community_plan)} (run once each)",
+        f"- ServiceNow request counts at N = {' '.join(map(str, settings.snow_sizes))}",
         "",
     ]
+    sections += METHOD
     (BENCH / "results.md").write_text(
         "\n".join(head + timing_section(harness) + [""] + sections) + "\n",
         encoding="utf-8",

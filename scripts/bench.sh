@@ -3,9 +3,9 @@
 # side by side in one run; writes bench/results.md and bench/issue-time.png. Not part of `make test`.
 # community.crypto comes from the `ansible` package, installed into its own venv (bench/.venv-community)
 # from bench/requirements-community-crypto.txt; rebuilt when that file changes.
-# Settings (environment): BENCH_SIZES ("20 100 500"), BENCH_KEY_TYPES ("rsa ecdsa"), BENCH_REPEATS (3),
-# BENCH_LARGE (500) and BENCH_LARGE_REPEATS (1), BENCH_COMMUNITY_SIZES ("0 20"),
-# BENCH_COMMUNITY_KEY_TYPES ("rsa ecdsa"), BENCH_FORKS (5).
+# Settings (environment; defaults in bench/run.py): BENCH_PLAN (entries key:N:repeats[:floor], default
+# "rsa:20:3 ecdsa:20:3 rsa:100:1 ecdsa:100:1 rsa:500:1:floor ecdsa:500:1:floor"), BENCH_COMMUNITY_PLAN
+# ("rsa:0 rsa:20 ecdsa:20"), BENCH_SIZES reported ("20 100 500"), BENCH_SNOW_SIZES ("20"), BENCH_FORKS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,4 @@ if [ ! -x "$venv/bin/ansible-playbook" ] || [ "$(cat "$stamp" 2>/dev/null)" != "
     echo "$want" > "$stamp"
 fi
 
-export BENCH_SIZES=${BENCH_SIZES:-20 100 500}
-export BENCH_KEY_TYPES=${BENCH_KEY_TYPES:-rsa ecdsa}
-export BENCH_COMMUNITY_SIZES=${BENCH_COMMUNITY_SIZES:-0 20}
 exec .venv/bin/python bench/run.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import typing as t
 
 from ansible.plugins.callback import CallbackBase
@@ -41,6 +42,7 @@ class CallbackModule(CallbackBase):
                 "run_once": bool(task.run_once),
                 "delegate_to": task.delegate_to,
                 "hosts": {},
+                "started": time.monotonic(),
             }
             self.tasks[task._uuid] = entry
             self.plays[-1]["tasks"].append(entry)
@@ -70,6 +72,14 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
         path = os.environ.get("BENCH_TASK_STREAM")
+        # The linear strategy runs one task on every host before the next starts, so a task's wall time
+        # is the gap to the next task's start.
+        entries = [entry for play in self.plays for entry in play["tasks"]]
+        ended = time.monotonic()
+        for entry, following in zip(entries, [*entries[1:], None], strict=True):
+            entry["seconds"] = round(
+                (following["started"] if following else ended) - entry["started"], 3
+            )
         if path:
             with open(path, "w", encoding="utf-8") as handle:
                 json.dump({"plays": self.plays}, handle, indent=1)
