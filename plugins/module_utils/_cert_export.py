@@ -181,6 +181,7 @@ def _pkcs12_summary(
 
 def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     """Write or keep the PEM chain and the PKCS#12; return (changed, result, diff, warnings)."""
+    _pki.require_cryptography()
     pem_path, pkcs12_path = params.get("pem_path"), params.get("pkcs12_path")
     if pem_path and pkcs12_path and pem_path == pkcs12_path:
         raise CertificateError("pem_path and pkcs12_path must be different files")

@@ -78,6 +78,7 @@ def _load_issuer_key(params: dict[str, t.Any], cert: t.Any) -> t.Any:
 
 def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     """Issue, renew or keep the key and certificate; return (changed, result, diff, warnings)."""
+    _pki.require_cryptography()
     purpose = params["purpose"]
     key_type, key_size, curve = params["key_type"], params["key_size"], params["curve"]
     passphrase = params.get("privatekey_passphrase")

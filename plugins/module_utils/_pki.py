@@ -40,6 +40,26 @@ except (
 # accessors; the PKCS#12 encryption builder (38.0) and load_pkcs12 (36.0) are older.
 MINIMUM_CRYPTOGRAPHY_VERSION = "42.0.0"
 
+
+def require_cryptography() -> None:
+    """Fail with one line when cryptography is missing or older than the minimum."""
+    if not HAS_CRYPTOGRAPHY:
+        raise CertificateError(
+            f"the Python library cryptography >= {MINIMUM_CRYPTOGRAPHY_VERSION} is required on the controller"
+            f" ({CRYPTOGRAPHY_IMPORT_ERROR}); install it into the Python that runs Ansible"
+        )
+    import cryptography
+
+    found = tuple(
+        int(p) for p in cryptography.__version__.split(".")[:2] if p.isdigit()
+    )
+    wanted = tuple(int(p) for p in MINIMUM_CRYPTOGRAPHY_VERSION.split(".")[:2])
+    if found < wanted:
+        raise CertificateError(
+            f"cryptography {cryptography.__version__} is too old; {MINIMUM_CRYPTOGRAPHY_VERSION} or later is required"
+        )
+
+
 UPN_OID = "1.3.6.1.4.1.311.20.2.3"
 # Robots' clocks may lag the controller's; a small backdate keeps a fresh certificate valid there.
 BACKDATE = datetime.timedelta(minutes=5)
@@ -790,6 +810,7 @@ __all__ = (
     "MIN_RSA_KEY_SIZE",
     "PURPOSES",
     "PURPOSE_EKU",
+    "require_cryptography",
     "SUBJECT_FIELDS",
     "SUBJECT_FIELD_NAMES",
     "UPN_OID",

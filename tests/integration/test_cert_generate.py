@@ -56,6 +56,7 @@ def test_first_run_issues_everything(issued: tuple[Path, t.Any]) -> None:
         "Issue the code-signing certificate",
     ]
     assert "ca-secret-passphrase" not in run.stdout + run.stderr
+    assert "PRIVATE KEY" not in run.stdout  # the --diff output carries metadata only
     result = run.task("Issue the RSA client certificate")
     assert (
         len(result["thumbprint"]) == 40

@@ -519,3 +519,25 @@ def test_pkilint_check_is_not_vacuous(tmp_path: Path, ca: Identity) -> None:
 
     assert result.returncode != 0
     assert "pkix.subject_email_address_not_in_san (ERROR)" in result.stdout
+
+
+def test_missing_or_old_cryptography_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cryptography
+
+    _pki.require_cryptography()
+    monkeypatch.setattr(cryptography, "__version__", "41.0.7")
+    with pytest.raises(
+        CertificateError,
+        match=r"^cryptography 41.0.7 is too old; 42.0.0 or later is required$",
+    ):
+        _pki.require_cryptography()
+    monkeypatch.setattr(_pki, "HAS_CRYPTOGRAPHY", False)
+    monkeypatch.setattr(
+        _pki, "CRYPTOGRAPHY_IMPORT_ERROR", ImportError("No module named 'cryptography'")
+    )
+    with pytest.raises(
+        CertificateError, match=r"cryptography >= 42.0.0 is required on the controller"
+    ):
+        _pki.require_cryptography()
