@@ -82,9 +82,8 @@ def _walk(
 ) -> None:
     for task in tasks or []:
         when = task.get("when", [])
-        cond = conditions + (
-            when if isinstance(when, list) else [str(when)] if when else []
-        )
+        own = when if isinstance(when, list) else [str(when)] if when else []
+        cond = list(dict.fromkeys(conditions + own))
         if "block" in task:
             for part in ("block", "rescue", "always"):
                 _walk(task.get(part, []), here, role, cond, found)
