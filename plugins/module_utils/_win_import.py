@@ -62,7 +62,7 @@ ERROR_HINTS: dict[str, str] = {
     ),
     "no_user_credentials": (
         "a CurrentUser import needs the robot user's credentials and loaded profile, and this logon ({identity}) "
-        "is a network logon without them; run the task with become: true, become_method: runas, "
+        "is a network logon or has no loaded profile; run the task with become: true, become_method: runas, "
         "become_user: <the robot user> and its become_password"
     ),
     "bad_password": (

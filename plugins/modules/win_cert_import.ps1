@@ -137,8 +137,10 @@ Function Test-AccessDenied {
         $Exception
     )
 
-    # E_ACCESSDENIED, as CryptographicException or UnauthorizedAccessException.
-    $Exception -is [System.UnauthorizedAccessException] -or $Exception.HResult -eq [int]0x80070005
+    # E_ACCESSDENIED, as CryptographicException or UnauthorizedAccessException; .NET method errors arrive
+    # wrapped in MethodInvocationException, so look at the innermost exception.
+    $base = $Exception.GetBaseException()
+    $base -is [System.UnauthorizedAccessException] -or $base.HResult -eq [int]0x80070005
 }
 
 Function Get-OsBuild {
@@ -149,6 +151,16 @@ Function Get-OsBuild {
     # Environment.OSVersion depends on the host process manifest; the registry value does not.
     $key = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
     [int](Get-ItemProperty -LiteralPath $key -Name CurrentBuildNumber).CurrentBuildNumber
+}
+
+Function Test-UserProfile {
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ()
+
+    # DPAPI keeps user keys under the profile; become without a loaded profile has no AppData.
+    $appData = [System.Environment]::GetFolderPath('ApplicationData')
+    [bool]$appData -and (Test-Path -LiteralPath $appData)
 }
 
 Function Test-NetworkLogon {
@@ -341,8 +353,9 @@ $module.Result.os_build = $osBuild
 if ([int]$plan.min_build -gt 0 -and $osBuild -lt [int]$plan.min_build) {
     Exit-ImportError -Module $module -Code 'os_build' -Message "Windows build $osBuild cannot import this PKCS#12"
 }
-if (-not $machineKey -and (Test-NetworkLogon -Identity $identity)) {
-    Exit-ImportError -Module $module -Code 'no_user_credentials' -Message "$($identity.Name) has a network logon"
+if (-not $machineKey -and ((Test-NetworkLogon -Identity $identity) -or -not (Test-UserProfile))) {
+    Exit-ImportError -Module $module -Code 'no_user_credentials' `
+        -Message "$($identity.Name) has a network logon or no loaded profile"
 }
 
 # Idempotency by the controller's thumbprint: the PFX is never loaded just to compare (REFERENCE 4).
@@ -377,7 +390,7 @@ if ($needImport) {
         }
         catch {
             # ERROR_INVALID_PASSWORD although the controller opened it: an encryption this build cannot read.
-            if ($_.Exception.HResult -eq [int]0x80070056) {
+            if ($_.Exception.GetBaseException().HResult -eq [int]0x80070056) {
                 Exit-ImportError -Module $module -Code 'bad_password' -Message $_.Exception.Message
             }
             if (Test-AccessDenied -Exception $_.Exception) {
