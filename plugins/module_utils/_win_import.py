@@ -406,6 +406,9 @@ RESULT_KEYS = (
     "msg",
     "exception",
     "skipped",
+    # A crash of the PowerShell module: its error record and exit code, never its raw stdout.
+    "module_stderr",
+    "rc",
 )
 
 

@@ -382,6 +382,22 @@ class TestModuleAnswers:
         assert "module_stdout" not in result
         assert_no_secret(result, bundle)
 
+    def test_module_crash_keeps_its_error_record(self, p12_file):
+        answer = {
+            "failed": True,
+            "msg": "MODULE FAILURE",
+            "module_stderr": "At line:1 char:1",
+            "module_stdout": "",
+            "rc": 1,
+        }
+
+        result = self.run_with(p12_file, answer)
+
+        assert result["failed"] is True
+        assert result["module_stderr"] == "At line:1 char:1"
+        assert result["rc"] == 1
+        assert "module_stdout" not in result
+
 
 class TestInARealPlaybook:
     """The action plugin inside ansible-playbook: failures found on the controller never reach a host."""
