@@ -245,7 +245,8 @@ def _ticks(
     start: datetime.datetime, end: datetime.datetime
 ) -> list[tuple[datetime.datetime, str]]:
     months = (end.year - start.year) * 12 + end.month - start.month
-    step = 1 if months <= 15 else 3 if months <= 40 else 6
+    # About eight labels fit the plot width without touching each other.
+    step = 1 if months <= 8 else 2 if months <= 16 else 3 if months <= 28 else 6
     ticks = []
     current = start
     while current <= end:
