@@ -38,8 +38,9 @@ namespace SnowRpa.RobotCerts.KeyAcl
         public uint KeySpec;
     }
 
+    // Public so the compiler does not warn (CS0649) that only the marshaller assigns its fields.
     [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-    internal struct CRYPT_KEY_PROV_INFO
+    public struct CRYPT_KEY_PROV_INFO
     {
         public string pwszContainerName;
         public string pwszProvName;
