@@ -1,0 +1,90 @@
+"""rotate.yml: certificates inside the window are renewed without a gap in ServiceNow.
+
+The fleet is provisioned with short-lived certificates (20 days, renewed only inside 5 days),
+then rotate.yml renews everything expiring within 30 days. The double's request log shows every
+new mapping created before the first old one is deleted, and the logins prove the switch.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+
+from roles_fleet import (
+    PASSPHRASE,
+    USER_CERT_PATH,
+    Fleet,
+    recap_changed,
+    thumbprint,
+)
+
+from tests.servicenow_double.fixture import SnowInstance
+
+SHORT_LIVED = {"robot_identity_valid_days": 20, "robot_identity_renew_before_days": 5}
+
+
+def test_rotate_maps_the_new_certificate_before_retiring_the_old(
+    playbook: t.Callable[..., t.Any],
+    tmp_path: Path,
+    snow_instance: SnowInstance,
+) -> None:
+    fleet = Fleet.numbered(tmp_path, snow_instance, 2, "rot", group_vars=SHORT_LIVED)
+    provision = fleet.run(playbook, "provision.yml")
+    assert provision.rc == 0, provision.stdout[-3000:]
+    users = {h: v["robot_snow_user"] for h, v in fleet.robots.items()}
+    old_thumbprints = {h: thumbprint(fleet.dir(h) / "client.crt") for h in fleet.robots}
+    old_keys = {}
+    for host in fleet.robots:
+        (tmp_path / f"{host}-old.crt").write_bytes(
+            (fleet.dir(host) / "client.crt").read_bytes()
+        )
+        old_keys[host] = (fleet.dir(host) / "client.key").read_bytes()
+    old_ids = {h: [m["sys_id"] for m in fleet.mappings(u)] for h, u in users.items()}
+    assert all(len(ids) == 1 for ids in old_ids.values())
+    snow_instance.clear_requests()
+
+    rotate = fleet.run(playbook, "rotate.yml", rotate_within_days=30)
+
+    assert rotate.rc == 0, rotate.stdout[-3000:]
+    log = snow_instance.requests()
+    created = [
+        i
+        for i, r in enumerate(log)
+        if r["method"] == "POST" and r["path"] == USER_CERT_PATH and r["status"] == 201
+    ]
+    deleted = [
+        i
+        for i, r in enumerate(log)
+        if r["method"] == "DELETE"
+        and r["path"].startswith(USER_CERT_PATH + "/")
+        and r["path"].rsplit("/", 1)[1] in {x for ids in old_ids.values() for x in ids}
+    ]
+    assert len(created) == 2, log
+    assert len(deleted) == 2, log
+    assert max(created) < min(deleted), (
+        "an old mapping was retired before every new one was active"
+    )
+
+    for host, user in users.items():
+        new = thumbprint(fleet.dir(host) / "client.crt")
+        assert new != old_thumbprints[host]
+        records = fleet.mappings(user)
+        assert [m["active"] for m in records] == ["true"]
+        assert records[0]["sys_id"] not in old_ids[host]
+        assert records[0]["name"].endswith(new[:8])
+        assert (
+            snow_instance.login_with_pkcs12(fleet.dir(host) / "client.p12", PASSPHRASE)
+            == user
+        )
+        # The old certificate is no longer mapped: the instance refuses it. The key was kept on
+        # renewal, so the old certificate still pairs with the current key file.
+        refused = snow_instance.login_with(
+            tmp_path / f"{host}-old.crt", fleet.dir(host) / "client.key"
+        )
+        assert refused != user
+        assert (fleet.dir(host) / "client.key").read_bytes() == old_keys[host]
+
+    again = fleet.run(playbook, "rotate.yml", rotate_within_days=10)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert set(recap_changed(again.stdout).values()) == {0}
+    assert "robot01: nothing expires within 10 days" in again.stdout
