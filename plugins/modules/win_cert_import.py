@@ -146,7 +146,7 @@ notes:
   - Removing a certificate (O(state=absent), O(remove_superseded)) removes it from the store but leaves its key
     container in place.
   - Setting the friendly name of a certificate already in the store relies on the store copy writing the property
-    back to its store [infer]; confirmed in Windows documentation, not on a host of this project.
+    back to its store [infer]; not yet run on a real host by this project.
   - The key security descriptor is written through the key provider (CAPI C(PP_KEYSET_SEC_DESCR), CNG
     C("Security Descr") with C(NCRYPT_PERSIST_FLAG)); the CNG flag combination is [infer] until run on a real host.
   - Not run against a Windows host by this project's own tests; see C(docs/windows.md) for the integration targets.
