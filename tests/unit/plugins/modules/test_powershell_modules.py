@@ -562,3 +562,45 @@ class TestTheCheckerCatches:
             "m.ps1:3 '$collection.Import($A)' runs in check mode through Import-Thing at m.ps1:11",
             "m.ps1:9 '$store.Add($cert)' runs in check mode",
         ]
+
+
+def _module_calls(
+    data: t.Any, modules: t.Collection[str]
+) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
+    """Every (module, args) task call in a loaded YAML document, blocks and plays included."""
+    if isinstance(data, list):
+        for item in data:
+            yield from _module_calls(item, modules)
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if key in modules and isinstance(value, dict):
+                yield key, value
+            else:
+                yield from _module_calls(value, modules)
+
+
+def test_playbooks_use_only_documented_options() -> None:
+    """Targets, the molecule scenario, roles and playbooks call the Windows modules with real options."""
+    documented = {
+        f"snowrpa.robot_certs.{path.stem}": set(
+            read_documentation(path.with_suffix(".py"))["options"]
+        )
+        for path in PS_MODULES
+    }
+    places = [TARGETS, REPO / "extensions", REPO / "roles", REPO / "playbooks"]
+    calls = 0
+    problems = []
+    for place in places:
+        for path in sorted(place.rglob("*.yml")):
+            for module, args in _module_calls(
+                yaml.safe_load(path.read_text(encoding="utf-8")), documented
+            ):
+                calls += 1
+                unknown = set(args) - documented[module]
+                if unknown:
+                    problems.append(
+                        f"{path.relative_to(REPO)}: {module} has unknown options {sorted(unknown)}"
+                    )
+
+    assert problems == []
+    assert calls >= 40
