@@ -67,6 +67,7 @@ class Fleet:
         self.robots = robots
         self.certs = tmp_path / "robot-certs"
         self.inventory = tmp_path / "inventory.yml"
+        tmp_path.mkdir(parents=True, exist_ok=True)
         variables = {
             "robot_windows_host": False,
             "ansible_connection": "local",
