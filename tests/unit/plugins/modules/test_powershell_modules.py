@@ -129,20 +129,24 @@ def evaluate(node: Node, source: bytes) -> t.Any:
     raise SpecError(f"{kind} {_text(node, source)[:40]!r} is not a literal")
 
 
-def read_spec(source: bytes) -> dict[str, t.Any]:
-    """The value assigned to $spec at the top level of a module."""
+def read_assignment(source: bytes, variable: str) -> t.Any:
+    """The literal assigned to VARIABLE (for example $spec) at the top level of a script."""
     tree = PARSER.parse(source)
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
-        if (
-            node.type == "assignment_expression"
-            and _text(node.named_children[0], source).strip().lower() == "$spec"
-        ):
-            return evaluate(node.named_children[-1], source)
+        if node.type == "assignment_expression":
+            target = _text(node.named_children[0], source).strip()
+            if target.lower() == variable.lower():
+                return evaluate(node.named_children[-1], source)
         if node.type not in ("function_statement", "script_block"):
             stack.extend(reversed(node.children))
-    raise SpecError("no $spec assignment found")
+    raise SpecError(f"no {variable} assignment found")
+
+
+def read_spec(source: bytes) -> dict[str, t.Any]:
+    """The value assigned to $spec at the top level of a module."""
+    return read_assignment(source, "$spec")
 
 
 def read_documentation(path: Path) -> dict[str, t.Any]:
@@ -604,3 +608,17 @@ def test_playbooks_use_only_documented_options() -> None:
 
     assert problems == []
     assert calls >= 40
+
+
+def test_info_purposes_are_the_controllers_ekus() -> None:
+    """win_cert_info filters on the same EKUs the controller checks before an import."""
+    from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pki import (
+        PURPOSE_EKU,
+    )
+
+    source = (PLUGINS / "modules" / "win_cert_info.ps1").read_bytes()
+    oids = read_assignment(source, "$purposeOids")
+    spec = read_spec(source)
+
+    assert oids == {name: oid.dotted_string for name, oid in PURPOSE_EKU.items()}
+    assert sorted(spec["options"]["purpose"]["choices"]) == sorted(PURPOSE_EKU)
