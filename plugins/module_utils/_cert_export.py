@@ -103,6 +103,7 @@ def _load_inputs(params: dict[str, t.Any]) -> Identity:
             _files.read_file(key_path, what="privatekey_path"),
             params.get("privatekey_passphrase"),
             source=f"privatekey_path {key_path!r}",
+            validate=False,
         )
     try:
         leaf = _pki.find_leaf(bundle, key, source=f"certificate_path {path!r}")
@@ -144,6 +145,25 @@ def _pkcs12_state(
             None,
             "existing PKCS#12 does not open with pkcs12_passphrase or is not ours",
         )
+
+
+def _unchanged_pkcs12(
+    data: bytes | None,
+    passphrase: str,
+    identity: Identity,
+    friendly_name: str,
+    profile: str,
+) -> bool:
+    """Fast proof that the existing file is what would be written (see _pkcs12.pkcs12_matches)."""
+    if data is None or _pkcs12.detect_pkcs12_profile(data) != profile:
+        return False
+    return _pkcs12.pkcs12_matches(
+        data,
+        passphrase,
+        key_der=_pki.private_key_der(identity.key),
+        cert_ders=[_pki.cert_der(c) for c in [identity.leaf, *identity.chain]],
+        friendly_name=friendly_name,
+    )
 
 
 def _pkcs12_differences(
@@ -235,31 +255,38 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     if pkcs12_path:
         existing_data = _files.read_optional(pkcs12_path, what="pkcs12_path")
         current[pkcs12_path], names[pkcs12_path] = existing_data, "pkcs12_path"
-        existing, why = _pkcs12_state(
-            existing_data, params["pkcs12_passphrase"], pkcs12_path
-        )
-        differences = (
-            [why]
-            if why
-            else _pkcs12_differences(existing, identity, friendly_name, profile)
-        )
-        if params["force"]:
-            differences.append("force")
-        diff["before"]["pkcs12"] = (
-            _pkcs12_summary(
-                existing.certificate,
-                existing.chain,
-                existing.friendly_name,
-                existing.profile,
+        wanted = _pkcs12_summary(identity.leaf, identity.chain, friendly_name, profile)
+        if not params["force"] and _unchanged_pkcs12(
+            existing_data, params["pkcs12_passphrase"], identity, friendly_name, profile
+        ):
+            differences: list[str] = []
+            diff["before"]["pkcs12"] = dict(wanted)
+        else:
+            existing, why = _pkcs12_state(
+                existing_data, params["pkcs12_passphrase"], pkcs12_path
             )
-            if existing
-            else {}
-        )
-        diff["after"]["pkcs12"] = _pkcs12_summary(
-            identity.leaf, identity.chain, friendly_name, profile
-        )
+            differences = (
+                [why]
+                if why
+                else _pkcs12_differences(existing, identity, friendly_name, profile)
+            )
+            if params["force"]:
+                differences.append("force")
+            diff["before"]["pkcs12"] = (
+                _pkcs12_summary(
+                    existing.certificate,
+                    existing.chain,
+                    existing.friendly_name,
+                    existing.profile,
+                )
+                if existing
+                else {}
+            )
+        diff["after"]["pkcs12"] = wanted
         if differences:
             reasons += differences
+            # The key was loaded without the RSA check; run it before the key goes into a new file.
+            _pki.check_key(identity.key, source="the private key")
             data = _pkcs12.dump_pkcs12(
                 identity.key,
                 identity.leaf,

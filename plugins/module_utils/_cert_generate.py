@@ -127,6 +127,7 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
                 key_bytes,
                 passphrase if _is_encrypted(key_bytes) else None,
                 source=f"existing privatekey_path {key_path!r}",
+                validate=False,
             )
         except CertificateError as exc:
             if not params["force"]:
@@ -208,6 +209,9 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
             reasons.append(f"mode of {write.path} is not {write.mode:04o}")
     changed = bool(pending)
 
+    if changed and not new_key:
+        # The kept key was loaded without the RSA check (costly on every unchanged run).
+        _pki.check_key(key, source=f"privatekey_path {key_path!r}")
     if changed and not check_mode:
         _files.apply_writes(
             pending, current, what={key_path: "privatekey_path", cert_path: "path"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
+import hmac
 import typing as t
 import warnings
 
@@ -262,6 +264,209 @@ def detect_pkcs12_profile(data: bytes) -> str:
     return "other"
 
 
+# Fast comparison ------------------------------------------------------------------------------
+# Opening a PKCS#12 with cryptography runs its RSA consistency check (a large part of a second per
+# file), and cert_export compares the existing file on every run. For the two profiles we write,
+# the bags are decrypted here instead and compared byte for byte; anything else takes the full path.
+
+_OID_CERT_BAG = "1.2.840.113549.1.12.10.1.3"
+_OID_X509_CERT = "1.2.840.113549.1.9.22.1"
+_OID_FRIENDLY_NAME = "1.2.840.113549.1.9.20"
+
+
+def _pkcs12_kdf(
+    hash_name: str, password: bytes, salt: bytes, purpose: int, rounds: int, size: int
+) -> bytes:
+    """RFC 7292 appendix B.2 key derivation (PASSWORD already BMP-encoded with its terminator)."""
+    block = hashlib.new(hash_name).block_size
+
+    def stretch(value: bytes) -> bytes:
+        # Repeat VALUE up to the next multiple of the hash block size.
+        if not value:
+            return b""
+        length = block * ((len(value) + block - 1) // block)
+        return (value * (length // len(value) + 1))[:length]
+
+    material = bytearray(stretch(salt) + stretch(password))
+    diversifier = bytes([purpose]) * block
+    out = b""
+    while len(out) < size:
+        digest = hashlib.new(hash_name, diversifier + bytes(material)).digest()
+        for _ in range(rounds - 1):
+            digest = hashlib.new(hash_name, digest).digest()
+        out += digest
+        addend = (
+            int.from_bytes((digest * (block // len(digest) + 1))[:block], "big") + 1
+        )
+        for offset in range(0, len(material), block):
+            total = int.from_bytes(material[offset : offset + block], "big") + addend
+            material[offset : offset + block] = (total % (1 << (8 * block))).to_bytes(
+                block, "big"
+            )
+    return out[:size]
+
+
+def _integer(data: bytes, item: tuple[int, int, int]) -> int:
+    return int.from_bytes(data[slice(*_expect(item, 0x02))], "big")
+
+
+def _octets(data: bytes, item: tuple[int, int, int], tag: int = 0x04) -> bytes:
+    return data[slice(*_expect(item, tag))]
+
+
+def _unpad(plain: bytes, block: int) -> bytes | None:
+    pad = plain[-1] if plain else 0
+    if not 1 <= pad <= block or plain[-pad:] != bytes([pad]) * pad:
+        return None
+    return plain[:-pad]
+
+
+def _decrypt(
+    data: bytes, algorithm: tuple[int, int], ciphertext: bytes, passphrase: str
+) -> bytes | None:
+    """Plain text of CIPHERTEXT for 3DES-PBE or PBES2/PBKDF2-SHA256/AES-256-CBC; None for anything else."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    parts = _children(data, *algorithm)
+    oid = _oid(data, *_expect(parts[0], 0x06))
+    if oid == _OID_3DES_PBE:
+        salt_item, rounds_item = _children(data, *_expect(parts[1], 0x30))[:2]
+        salt, rounds = _octets(data, salt_item), _integer(data, rounds_item)
+        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
+        key = _pkcs12_kdf("sha1", bmp, salt, 1, rounds, 24)
+        iv = _pkcs12_kdf("sha1", bmp, salt, 2, rounds, 8)
+        cipher = Cipher(TripleDES(key), modes.CBC(iv))
+        block = 8
+    elif _algorithm(data, *algorithm) == _MODERN_PBE:
+        kdf, scheme = _children(data, *_expect(parts[1], 0x30))[:2]
+        kdf_params = _children(
+            data, *_expect(_children(data, *_expect(kdf, 0x30))[1], 0x30)
+        )
+        salt, rounds = _octets(data, kdf_params[0]), _integer(data, kdf_params[1])
+        iv = _octets(data, _children(data, *_expect(scheme, 0x30))[1])
+        key = hashlib.pbkdf2_hmac(
+            "sha256", passphrase.encode("utf-8"), salt, rounds, 32
+        )
+        cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+        block = 16
+    else:
+        return None
+    if not ciphertext or len(ciphertext) % block:
+        return None
+    decryptor = cipher.decryptor()
+    return _unpad(decryptor.update(ciphertext) + decryptor.finalize(), block)
+
+
+def _friendly_name(data: bytes, bag_parts: list[tuple[int, int, int]]) -> str | None:
+    if len(bag_parts) < 3:
+        return None
+    for attribute in _children(data, *_expect(bag_parts[2], 0x31)):
+        attr_parts = _children(data, *_expect(attribute, 0x30))
+        if _oid(data, *_expect(attr_parts[0], 0x06)) == _OID_FRIENDLY_NAME:
+            value = _children(data, *_expect(attr_parts[1], 0x31))[0]
+            return _octets(data, value, 0x1E).decode("utf-16-be")
+    return None
+
+
+def _read_bags(data: bytes, passphrase: str, found: dict[str, t.Any]) -> bool:
+    """Collect the key, the certificates and the leaf's friendly name from DATA (one SafeContents)."""
+    for bag in _children(data, *_expect(_read_tlv(data, 0), 0x30)):
+        parts = _children(data, *_expect(bag, 0x30))
+        kind = _oid(data, *_expect(parts[0], 0x06))
+        value = _children(data, *_expect(parts[1], 0xA0))[0]
+        if kind == _OID_SHROUDED_KEY_BAG:
+            epki = _children(data, *_expect(value, 0x30))
+            plain = _decrypt(
+                data, _expect(epki[0], 0x30), _octets(data, epki[1]), passphrase
+            )
+            if plain is None:
+                return False
+            found["keys"].append(plain)
+        elif kind == _OID_CERT_BAG:
+            cert_parts = _children(data, *_expect(value, 0x30))
+            if _oid(data, *_expect(cert_parts[0], 0x06)) != _OID_X509_CERT:
+                return False
+            der = _octets(data, _children(data, *_expect(cert_parts[1], 0xA0))[0])
+            found["certs"].append(der)
+            found["names"].append(_friendly_name(data, parts))
+        else:
+            return False
+    return True
+
+
+def pkcs12_matches(
+    data: bytes,
+    passphrase: str,
+    *,
+    key_der: bytes,
+    cert_ders: t.Sequence[bytes],
+    friendly_name: str | None,
+) -> bool:
+    """True only when DATA (a modern or legacy file) verifies with PASSPHRASE and holds exactly these items.
+
+    KEY_DER is the unencrypted PKCS#8 key, CERT_DERS the leaf then its chain. False means "not
+    proven equal": the caller then opens the file the slow way to find out what differs.
+    """
+    try:
+        top = _children(data, *_expect(_read_tlv(data, 0), 0x30))
+        auth_safe = _children(data, *_expect(top[1], 0x30))
+        content = _octets(data, _children(data, *_expect(auth_safe[1], 0xA0))[0])
+        mac_data = _children(data, *_expect(top[2], 0x30))
+        digest_info = _children(data, *_expect(mac_data[0], 0x30))
+        mac_oid = _oid(
+            data, *_expect(_children(data, *_expect(digest_info[0], 0x30))[0], 0x06)
+        )
+        hash_name = {_OID_SHA1: "sha1", _OID_SHA256: "sha256"}.get(mac_oid)
+        if hash_name is None:
+            return False
+        salt = _octets(data, mac_data[1])
+        rounds = _integer(data, mac_data[2]) if len(mac_data) > 2 else 1
+        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
+        mac_key = _pkcs12_kdf(
+            hash_name, bmp, salt, 3, rounds, hashlib.new(hash_name).digest_size
+        )
+        if not hmac.compare_digest(
+            hmac.new(mac_key, content, hash_name).digest(),
+            _octets(data, digest_info[1]),
+        ):
+            return False
+
+        found: dict[str, t.Any] = {"keys": [], "certs": [], "names": []}
+        for info in _children(content, *_expect(_read_tlv(content, 0), 0x30)):
+            info_parts = _children(content, *_expect(info, 0x30))
+            content_type = _oid(content, *_expect(info_parts[0], 0x06))
+            inner = _children(content, *_expect(info_parts[1], 0xA0))[0]
+            if content_type == _OID_DATA:
+                safe = _octets(content, inner)
+            elif content_type == _OID_ENCRYPTED_DATA:
+                encrypted_info = _children(
+                    content,
+                    *_expect(_children(content, *_expect(inner, 0x30))[1], 0x30),
+                )
+                plain = _decrypt(
+                    content,
+                    _expect(encrypted_info[1], 0x30),
+                    _octets(content, encrypted_info[2], 0x80),
+                    passphrase,
+                )
+                if plain is None:
+                    return False
+                safe = plain
+            else:
+                return False
+            if not _read_bags(safe, passphrase, found):
+                return False
+    except (_DerError, IndexError, ValueError):
+        return False
+    return (
+        found["keys"] == [key_der]
+        and found["certs"] == list(cert_ders)
+        and bool(found["names"])
+        and found["names"][0] == friendly_name
+    )
+
+
 # Reading ------------------------------------------------------------------------------------
 
 
@@ -382,5 +587,6 @@ __all__ = (
     "dump_pkcs12",
     "load_pkcs12",
     "pkcs12_algorithms",
+    "pkcs12_matches",
     "resolve_profile",
 )

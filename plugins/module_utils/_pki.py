@@ -285,9 +285,13 @@ def _passphrase_bytes(passphrase: str | None) -> bytes | None:
 
 
 def load_private_key(
-    data: bytes, passphrase: str | None, *, source: str
+    data: bytes, passphrase: str | None, *, source: str, validate: bool = True
 ) -> PrivateKeyTypes:
-    """Load a PEM (or DER) private key, with one-line errors naming SOURCE."""
+    """Load a PEM (or DER) private key, with one-line errors naming SOURCE.
+
+    VALIDATE=False skips cryptography's RSA consistency check (a fraction of a second per key);
+    callers that do so compare the key with its certificate and call check_key before using it.
+    """
     is_pem = b"-----BEGIN" in data
     if is_pem and b"PRIVATE KEY-----" not in data:
         raise CertificateError(
@@ -299,7 +303,11 @@ def load_private_key(
         else serialization.load_der_private_key
     )
     try:
-        key = loader(data, password=_passphrase_bytes(passphrase))
+        key = loader(
+            data,
+            password=_passphrase_bytes(passphrase),
+            unsafe_skip_rsa_key_validation=not validate,
+        )
     except TypeError as exc:
         if "not encrypted" in str(exc):
             raise CertificateError(
@@ -335,6 +343,18 @@ def load_private_key(
             f"{source} holds an unsupported key type ({type(key).__name__}); use RSA or ECDSA"
         )
     return key
+
+
+def check_key(key: PrivateKeyTypes, *, source: str) -> None:
+    """Run the RSA consistency check that load_private_key(validate=False) skipped."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return
+    try:
+        serialization.load_der_private_key(private_key_der(key), None)
+    except ValueError:
+        raise CertificateError(
+            f"{source} holds an inconsistent RSA key; make a new key"
+        ) from None
 
 
 def _reason(exc: Exception) -> str:
@@ -549,6 +569,11 @@ def serialize_private_key(key: PrivateKeyTypes, passphrase: str | None) -> bytes
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
+
+
+def cert_der(cert: x509.Certificate) -> bytes:
+    """DER of CERT."""
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
@@ -817,10 +842,12 @@ __all__ = (
     "build_certificate",
     "build_subject",
     "cert_allows_purpose",
+    "cert_der",
     "cert_pem",
     "cert_summary",
     "certificate_differences",
     "check_issuer",
+    "check_key",
     "check_key_options",
     "check_not_expired",
     "effective_san",

@@ -343,3 +343,78 @@ def test_empty_passphrase_refused_on_write(pki: dict[str, Identity]) -> None:
             friendly_name=None,
             profile="modern",
         )
+
+
+def _ders(pki: dict[str, Identity]) -> list[bytes]:
+    return [_pki.cert_der(pki[name].cert) for name in ("leaf", "issuing", "root")]
+
+
+@pytest.mark.parametrize("profile", ["modern", "legacy"])
+def test_fast_match_proves_equality(pki: dict[str, Identity], profile: str) -> None:
+    data = _pkcs12.dump_pkcs12(
+        pki["leaf"].key,
+        pki["leaf"].cert,
+        [pki["issuing"].cert, pki["root"].cert],
+        passphrase="Pässwort ☺",
+        friendly_name="robot ☺",
+        profile=profile,
+    )
+    key = _pki.private_key_der(pki["leaf"].key)
+    match = {"key_der": key, "cert_ders": _ders(pki), "friendly_name": "robot ☺"}
+
+    assert _pkcs12.pkcs12_matches(data, "Pässwort ☺", **match) is True
+    assert _pkcs12.pkcs12_matches(data, "Passwort ☺", **match) is False
+    assert (
+        _pkcs12.pkcs12_matches(
+            data, "Pässwort ☺", **{**match, "friendly_name": "robot"}
+        )
+        is False
+    )
+    assert (
+        _pkcs12.pkcs12_matches(
+            data, "Pässwort ☺", **{**match, "cert_ders": _ders(pki)[:2]}
+        )
+        is False
+    )
+    other = _pki.private_key_der(pki["root"].key)
+    assert (
+        _pkcs12.pkcs12_matches(data, "Pässwort ☺", **{**match, "key_der": other})
+        is False
+    )
+    assert _pkcs12.pkcs12_matches(data[:-5], "Pässwort ☺", **match) is False
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1"],
+        [],
+    ],
+    ids=["legacy", "modern"],
+)
+def test_fast_match_reads_openssl_files(
+    tmp_path: Path, pki: dict[str, Identity], options: list[str]
+) -> None:
+    """OpenSSL derives the same keys and MAC, so its files are proven equal too (an independent check of the KDF)."""
+    key = tmp_path / "key.pem"
+    key.write_bytes(_pki.serialize_private_key(pki["leaf"].key, None))
+    cert = write_pem(tmp_path / "cert.pem", pki["leaf"].cert)
+    made = run(
+        "openssl", "pkcs12", "-export", "-inkey", str(key), "-in", str(cert), "-name", "robot01",
+        "-passout", "pass:openssl-pass", "-out", str(tmp_path / "o.p12"), *options,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    data = (tmp_path / "o.p12").read_bytes()
+    match = {
+        "key_der": _pki.private_key_der(pki["leaf"].key),
+        "cert_ders": [_pki.cert_der(pki["leaf"].cert)],
+    }
+
+    assert (
+        _pkcs12.pkcs12_matches(data, "openssl-pass", **match, friendly_name="robot01")
+        is True
+    )
+    assert (
+        _pkcs12.pkcs12_matches(data, "other-pass", **match, friendly_name="robot01")
+        is False
+    )
