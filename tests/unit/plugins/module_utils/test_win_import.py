@@ -318,6 +318,65 @@ class TestProfile:
         assert plan.min_build == 17763
 
     @pytest.mark.parametrize(
+        ("vector", "profile", "min_build", "openssl_pbe"),
+        [
+            # Older OpenSSL and Windows exports: RC2-40 certificates, 3DES key; every build imports it.
+            ("cert-rc2-key-3des.p12", "other", 0, "pbeWithSHA1And40BitRC2-CBC"),
+            # AES-256 with a SHA-1 MAC is not the exact modern profile, yet PBES2 still needs build 17763.
+            ("cert-key-aes256cbc.p12", "other", 17763, "PBES2, PBKDF2, AES-256-CBC"),
+        ],
+    )
+    def test_real_world_vectors(
+        self, tmp_path, vector, profile, min_build, openssl_pbe
+    ):
+        import cryptography_vectors
+
+        data = cryptography_vectors.open_vector_file(f"pkcs12/{vector}", "rb").read()
+        path = tmp_path / vector
+        path.write_bytes(data)
+        info = subprocess.run(
+            [
+                "openssl",
+                "pkcs12",
+                "-in",
+                str(path),
+                "-passin",
+                "pass:cryptography",
+                "-info",
+                "-noout",
+                "-legacy",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        certs = subprocess.run(
+            [
+                "openssl",
+                "pkcs12",
+                "-in",
+                str(path),
+                "-passin",
+                "pass:cryptography",
+                "-nokeys",
+                "-clcerts",
+                "-legacy",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+
+        plan = plan_for(data, passphrase="cryptography", purpose=None)
+
+        assert openssl_pbe in info
+        assert plan.profile == profile
+        assert plan.min_build == min_build
+        assert plan.thumbprint == openssl_sha1(
+            x509.load_pem_x509_certificate(certs), tmp_path
+        )
+        assert plan.key_algorithm == "ECDSA"
+
+    @pytest.mark.parametrize(
         ("value", "build"),
         [
             ("10.0.17763.0", 17763),
