@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 # The local ServiceNow test double's fixtures, for every test.
-from tests.servicenow_double.fixture import snow_instance, snow_instance_factory  # noqa: E402, F401
+from tests.servicenow_double.fixture import snow_instance, snow_instance_factory  # noqa: E402, F401  pylint: disable=unused-import
 
 
 @dataclasses.dataclass
