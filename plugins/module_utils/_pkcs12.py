@@ -23,7 +23,16 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.serialization import pkcs12
+
+    # Before cryptography 43, 3DES sat with the other ciphers.
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover
+        from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef]
+            TripleDES,
+        )
 except ImportError:  # pragma: no cover - reported through _pki.HAS_CRYPTOGRAPHY
     pass
 
@@ -325,9 +334,6 @@ def _decrypt(
     data: bytes, algorithm: tuple[int, int], ciphertext: bytes, passphrase: str
 ) -> bytes | None:
     """Plain text of CIPHERTEXT for 3DES-PBE or PBES2/PBKDF2-SHA256/AES-256-CBC; None for anything else."""
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     parts = _children(data, *algorithm)
     oid = _oid(data, *_expect(parts[0], 0x06))
     if oid == _OID_3DES_PBE:
