@@ -557,7 +557,8 @@ if ($removeSuperseded) {
                 -Detail @{ store = $storeLabel }
         }
         # In check mode the store may not exist yet: the import would create it, so nothing is superseded.
-        $storeMissing = $module.CheckMode -and $_.Exception -is [System.Security.Cryptography.CryptographicException]
+        $baseError = $_.Exception.GetBaseException()
+        $storeMissing = $module.CheckMode -and $baseError -is [System.Security.Cryptography.CryptographicException]
         if (-not $storeMissing) {
             $module.FailJson("cannot remove superseded certificates from $storeLabel`: $($_.Exception.Message)", $_)
         }
