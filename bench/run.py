@@ -145,9 +145,15 @@ def timed(
     )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        lines = (proc.stdout + proc.stderr).splitlines()
+        fatal = [
+            line[:600]
+            for line in lines
+            if line.startswith(("fatal:", "[ERROR]")) or "FAILED!" in line
+        ]
         raise RuntimeError(
-            f"{' '.join(command[:2])} failed with rc {proc.returncode}:\n{tail}"
+            f"{' '.join(command[:2])} failed with rc {proc.returncode}:\n"
+            + "\n".join(fatal[:3] or lines[-25:])
         )
     return elapsed, proc.stdout
 
@@ -446,7 +452,7 @@ class Harness:
                 # The ways of one repetition run back to back, so a change in machine load hits all of them.
                 self.floor(key_type, n, 1)
                 self.floor(key_type, n, 2)
-                if scope == "all" and not self.failures:
+                if scope == "all":
                     self.guarded(self.role, key_type, n, ROLE_FILES)
         for key_type, n, _repeats, _scope in s.community_plan:
             self.guarded(self.community, key_type, n, COMMUNITY_FILES)
@@ -457,14 +463,7 @@ class Harness:
             self.playbook(book, key_type, n, files)
         except RuntimeError as exc:
             lines = str(exc).splitlines()
-            reason = next(
-                (
-                    line.strip()
-                    for line in reversed(lines)
-                    if "Error" in line or "FAILED" in line or "fatal" in line
-                ),
-                lines[-1],
-            )
+            reason = " / ".join(lines[1:4]) or lines[0]
             self.failures.append(f"{book.name}, {key_type}, N={n}: {lines[0]} {reason}")
             log(f"{book.name} failed: {reason}")
 
