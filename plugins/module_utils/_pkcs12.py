@@ -401,6 +401,54 @@ def _read_bags(data: bytes, passphrase: str, found: dict[str, t.Any]) -> bool:
     return True
 
 
+def _open_fast(data: bytes, passphrase: str) -> dict[str, list[t.Any]] | None:
+    """The decrypted bags of DATA when its MAC verifies with PASSPHRASE; None when this reader cannot say."""
+    try:
+        top = _children(data, *_expect(_read_tlv(data, 0), 0x30))
+        auth_safe = _children(data, *_expect(top[1], 0x30))
+        content = _octets(data, _children(data, *_expect(auth_safe[1], 0xA0))[0])
+        mac_data = _children(data, *_expect(top[2], 0x30))
+        digest_info = _children(data, *_expect(mac_data[0], 0x30))
+        mac_algorithm = _children(data, *_expect(digest_info[0], 0x30))[0]
+        hash_name = {_OID_SHA1: "sha1", _OID_SHA256: "sha256"}.get(
+            _oid(data, *_expect(mac_algorithm, 0x06))
+        )
+        if hash_name is None:
+            return None
+        salt = _octets(data, mac_data[1])
+        rounds = _integer(data, mac_data[2]) if len(mac_data) > 2 else 1
+        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
+        size = hashlib.new(hash_name).digest_size
+        mac_key = _pkcs12_kdf(hash_name, bmp, salt, 3, rounds, size)
+        expected = hmac.new(mac_key, content, hash_name).digest()
+        if not hmac.compare_digest(expected, _octets(data, digest_info[1])):
+            return None
+
+        found: dict[str, list[t.Any]] = {"keys": [], "certs": [], "names": []}
+        for info in _children(content, *_expect(_read_tlv(content, 0), 0x30)):
+            info_parts = _children(content, *_expect(info, 0x30))
+            content_type = _oid(content, *_expect(info_parts[0], 0x06))
+            inner = _children(content, *_expect(info_parts[1], 0xA0))[0]
+            if content_type == _OID_DATA:
+                safe: bytes | None = _octets(content, inner)
+            elif content_type == _OID_ENCRYPTED_DATA:
+                encrypted = _children(content, *_expect(inner, 0x30))
+                encrypted_info = _children(content, *_expect(encrypted[1], 0x30))
+                safe = _decrypt(
+                    content,
+                    _expect(encrypted_info[1], 0x30),
+                    _octets(content, encrypted_info[2], 0x80),
+                    passphrase,
+                )
+            else:
+                return None
+            if safe is None or not _read_bags(safe, passphrase, found):
+                return None
+    except (_DerError, IndexError, ValueError):
+        return None
+    return found
+
+
 def pkcs12_matches(
     data: bytes,
     passphrase: str,
@@ -414,62 +462,49 @@ def pkcs12_matches(
     KEY_DER is the unencrypted PKCS#8 key, CERT_DERS the leaf then its chain. False means "not
     proven equal": the caller then opens the file the slow way to find out what differs.
     """
-    try:
-        top = _children(data, *_expect(_read_tlv(data, 0), 0x30))
-        auth_safe = _children(data, *_expect(top[1], 0x30))
-        content = _octets(data, _children(data, *_expect(auth_safe[1], 0xA0))[0])
-        mac_data = _children(data, *_expect(top[2], 0x30))
-        digest_info = _children(data, *_expect(mac_data[0], 0x30))
-        mac_oid = _oid(
-            data, *_expect(_children(data, *_expect(digest_info[0], 0x30))[0], 0x06)
-        )
-        hash_name = {_OID_SHA1: "sha1", _OID_SHA256: "sha256"}.get(mac_oid)
-        if hash_name is None:
-            return False
-        salt = _octets(data, mac_data[1])
-        rounds = _integer(data, mac_data[2]) if len(mac_data) > 2 else 1
-        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
-        mac_key = _pkcs12_kdf(
-            hash_name, bmp, salt, 3, rounds, hashlib.new(hash_name).digest_size
-        )
-        if not hmac.compare_digest(
-            hmac.new(mac_key, content, hash_name).digest(),
-            _octets(data, digest_info[1]),
-        ):
-            return False
-
-        found: dict[str, t.Any] = {"keys": [], "certs": [], "names": []}
-        for info in _children(content, *_expect(_read_tlv(content, 0), 0x30)):
-            info_parts = _children(content, *_expect(info, 0x30))
-            content_type = _oid(content, *_expect(info_parts[0], 0x06))
-            inner = _children(content, *_expect(info_parts[1], 0xA0))[0]
-            if content_type == _OID_DATA:
-                safe = _octets(content, inner)
-            elif content_type == _OID_ENCRYPTED_DATA:
-                encrypted_info = _children(
-                    content,
-                    *_expect(_children(content, *_expect(inner, 0x30))[1], 0x30),
-                )
-                plain = _decrypt(
-                    content,
-                    _expect(encrypted_info[1], 0x30),
-                    _octets(content, encrypted_info[2], 0x80),
-                    passphrase,
-                )
-                if plain is None:
-                    return False
-                safe = plain
-            else:
-                return False
-            if not _read_bags(safe, passphrase, found):
-                return False
-    except (_DerError, IndexError, ValueError):
-        return False
+    found = _open_fast(data, passphrase)
     return (
-        found["keys"] == [key_der]
+        found is not None
+        and found["keys"] == [key_der]
         and found["certs"] == list(cert_ders)
         and bool(found["names"])
         and found["names"][0] == friendly_name
+    )
+
+
+def _load_fast(
+    data: bytes, passphrase: str | None, profile: str
+) -> Pkcs12Contents | None:
+    """load_pkcs12 for the profiles we write, without cryptography's costly RSA key check.
+
+    The MAC proves the file intact and the passphrase right; the key is checked against the
+    leaf's public key. Anything unusual returns None and takes cryptography's full parser.
+    """
+    if profile not in PROFILES or not passphrase:
+        return None
+    found = _open_fast(data, passphrase)
+    if found is None or len(found["keys"]) != 1 or not found["certs"]:
+        return None
+    try:
+        key = serialization.load_der_private_key(
+            found["keys"][0], None, unsafe_skip_rsa_key_validation=True
+        )
+        certs = [x509.load_der_x509_certificate(der) for der in found["certs"]]
+    except (ValueError, TypeError):
+        return None
+    leaf_index = next(
+        (i for i, c in enumerate(certs) if public_key_matches(key, c)), None
+    )
+    if leaf_index is None:
+        return None
+    leaf = certs[leaf_index]
+    others = [c for i, c in enumerate(certs) if i != leaf_index]
+    return Pkcs12Contents(
+        private_key=key,
+        certificate=leaf,
+        chain=tuple(order_chain(leaf, others)),
+        friendly_name=found["names"][leaf_index],
+        profile=profile,
     )
 
 
@@ -526,6 +561,11 @@ def load_pkcs12(
     if not _is_pfx_structure(data):
         raise CertificateError(f"{source} is not a PKCS#12 file; give a .pfx/.p12 file")
 
+    profile = detect_pkcs12_profile(data)
+    fast = _load_fast(data, passphrase, profile)
+    if fast is not None:
+        return fast
+
     parsed = None
     candidates = [passphrase.encode("utf-8")] if passphrase else [None, b""]
     for password in candidates:
@@ -580,7 +620,7 @@ def load_pkcs12(
         certificate=leaf_entry.certificate,
         chain=tuple(order_chain(leaf_entry.certificate, others)),
         friendly_name=name.decode("utf-8", "replace") if name is not None else None,
-        profile=detect_pkcs12_profile(data),
+        profile=profile,
     )
 
 

@@ -418,3 +418,22 @@ def test_fast_match_reads_openssl_files(
         _pkcs12.pkcs12_matches(data, "other-pass", **match, friendly_name="robot01")
         is False
     )
+
+
+@pytest.mark.parametrize("profile", ["modern", "legacy"])
+def test_reader_agrees_with_cryptography(
+    pki: dict[str, Identity], profile: str
+) -> None:
+    """Our files are read by the bag decryption; the result must equal cryptography's own parser."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = _dump(pki, profile, "robot ☺")
+    reference = pkcs12.load_pkcs12(data, b"Robot-Pass 1")
+
+    ours = _pkcs12.load_pkcs12(data, "Robot-Pass 1", source="robot.p12")
+
+    assert reference.cert is not None and reference.key is not None
+    assert ours.certificate == reference.cert.certificate
+    assert set(ours.chain) == {c.certificate for c in reference.additional_certs}
+    assert ours.friendly_name == reference.cert.friendly_name.decode()
+    assert _pki.private_key_der(ours.private_key) == _pki.private_key_der(reference.key)
