@@ -121,12 +121,18 @@ class Fleet:
         return extra
 
     def run(
-        self, playbook_fixture: t.Callable[..., t.Any], name: str, **more: t.Any
+        self,
+        playbook_fixture: t.Callable[..., t.Any],
+        name: str,
+        *,
+        check: bool = False,
+        **more: t.Any,
     ) -> t.Any:
         return playbook_fixture(
             PLAYBOOKS / name,
             inventory=self.inventory,
             extra_vars=self.extra_vars(**more),
+            check=check,
         )
 
     def dir(self, host: str) -> Path:

@@ -34,8 +34,8 @@ LEGACY = "pbeWithSHA1And3-KeyTripleDES-CBC"
 def provisioned(
     snow_instance: SnowInstance,
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Fleet, t.Any, t.Any]:
-    """The fleet provisioned once, then re-run; the two runs are checked by the tests below."""
+) -> tuple[Fleet, t.Any, t.Any, dict[str, t.Any]]:
+    """The fleet provisioned, re-run, then run in check mode; the tests below check each run."""
     tmp_path = tmp_path_factory.mktemp("provision")
     fleet = Fleet.numbered(tmp_path, snow_instance, 5, "prov", BUILDS)
 
@@ -45,13 +45,17 @@ def provisioned(
     first = fleet.run(play, "provision.yml")
     snow_instance.clear_requests()
     second = fleet.run(play, "provision.yml")
-    return fleet, first, second
+    second_log = snow_instance.requests()
+    snow_instance.clear_requests()
+    third = fleet.run(play, "provision.yml", check=True)
+    checked = {"run": third, "log": snow_instance.requests(), "second_log": second_log}
+    return fleet, first, second, checked
 
 
 def test_provision_issues_every_identity(
-    provisioned: tuple[Fleet, t.Any, t.Any],
+    provisioned: tuple[Fleet, t.Any, t.Any, dict[str, t.Any]],
 ) -> None:
-    fleet, first, _second = provisioned
+    fleet, first, _second, _checked = provisioned
     assert first.rc == 0, first.stdout[-3000:]
     ca = fleet.certs / "ca" / "robot-ca.crt"
 
@@ -88,10 +92,10 @@ def test_provision_issues_every_identity(
 
 
 def test_provision_maps_each_robot_and_it_logs_in(
-    provisioned: tuple[Fleet, t.Any, t.Any],
+    provisioned: tuple[Fleet, t.Any, t.Any, dict[str, t.Any]],
     snow_instance: SnowInstance,
 ) -> None:
-    fleet, first, _second = provisioned
+    fleet, first, _second, _checked = provisioned
     assert first.rc == 0, first.stdout[-3000:]
 
     for host, variables in fleet.robots.items():
@@ -104,9 +108,9 @@ def test_provision_maps_each_robot_and_it_logs_in(
 
 
 def test_provision_maps_the_fleet_in_one_call(
-    provisioned: tuple[Fleet, t.Any, t.Any],
+    provisioned: tuple[Fleet, t.Any, t.Any, dict[str, t.Any]],
 ) -> None:
-    _fleet, first, _second = provisioned
+    _fleet, first, _second, _checked = provisioned
     batch = [
         r
         for r in first.results
@@ -126,9 +130,9 @@ def test_provision_maps_the_fleet_in_one_call(
 
 
 def test_provision_skips_the_windows_stage_with_one_message(
-    provisioned: tuple[Fleet, t.Any, t.Any],
+    provisioned: tuple[Fleet, t.Any, t.Any, dict[str, t.Any]],
 ) -> None:
-    _fleet, first, _second = provisioned
+    _fleet, first, _second, _checked = provisioned
     assert (
         "Windows stage skipped for robot01, robot02, robot03, robot04, robot05: "
         "robot_windows_host is false (no Windows host to install on)"
@@ -138,17 +142,27 @@ def test_provision_skips_the_windows_stage_with_one_message(
     ]
 
 
-def test_rerun_changes_nothing_and_writes_nothing(
-    provisioned: tuple[Fleet, t.Any, t.Any],
-    snow_instance: SnowInstance,
+def test_check_mode_on_a_new_fleet_writes_nothing(
+    playbook: t.Callable[..., t.Any], tmp_path: Path
 ) -> None:
-    fleet, _first, second = provisioned
-    assert second.rc == 0, second.stdout[-3000:]
-    assert set(recap_changed(second.stdout).values()) == {0}
-    assert second.changed_tasks() == []
-    writes = [r for r in snow_instance.requests() if r["method"] in WRITES]
-    assert writes == []
-    # The re-run still looked the mappings up: it did talk to the instance.
-    assert any(r["path"].startswith(USER_CERT_PATH) for r in snow_instance.requests())
+    fleet = Fleet.numbered(tmp_path, None, 2, "check")
+    run = fleet.run(playbook, "provision.yml", check=True)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert not fleet.certs.exists()
+    assert "robot02: check mode - no certificates in " in run.stdout
+
+
+def test_rerun_and_check_mode_change_nothing_and_write_nothing(
+    provisioned: tuple[Fleet, t.Any, t.Any, dict[str, t.Any]],
+) -> None:
+    fleet, _first, second, checked = provisioned
+    for run, log in ((second, checked["second_log"]), (checked["run"], checked["log"])):
+        assert run.rc == 0, run.stdout[-3000:]
+        assert set(recap_changed(run.stdout).values()) == {0}
+        assert run.changed_tasks() == []
+        assert [r for r in log if r["method"] in WRITES] == []
+        # The run still looked the mappings up: it did talk to the instance.
+        assert any(r["path"].startswith(USER_CERT_PATH) for r in log)
     for host in fleet.robots:
         assert (fleet.dir(host) / "client.p12").exists()
