@@ -39,6 +39,32 @@ def _read(problems: list[str], what: str, call: t.Callable[[], t.Any]) -> t.Any:
         return None
 
 
+def schema_mismatches(client: SnowClient) -> list[str]:
+    """Inferred columns and choice values (_snow_tables) that the instance's dictionary does not have."""
+    cert_tables = (tables.CA_TABLE, tables.USER_CERT_TABLE)
+    columns = client.list_in(
+        tables.SYS_DICTIONARY, "name", cert_tables, fields=("name", "element")
+    )
+    choices = client.list_in(
+        tables.SYS_CHOICE, "name", cert_tables, fields=("name", "element", "value")
+    )
+    have_columns = {(str(r.get("name")), str(r.get("element"))) for r in columns}
+    have_choices = {
+        (str(r.get("name")), str(r.get("element")), str(r.get("value")))
+        for r in choices
+    }
+    found = []
+    for table in cert_tables:
+        for column in tables.COLUMNS[table]:
+            if (table, column) not in have_columns:
+                found.append(f"{table} has no column {column!r}")
+    for (table, column), values in tables.CHOICES_USED.items():
+        for value in values:
+            if (table, column, value) not in have_choices:
+                found.append(f"{table}.{column} has no choice value {value!r}")
+    return found
+
+
 def run(
     params: dict[str, t.Any], client: SnowClient, check_mode: bool
 ) -> tuple[bool, dict[str, t.Any], dict[str, t.Any]]:
@@ -93,6 +119,16 @@ def run(
         ),
     )
     facts["certificate_tables"] = bool(tables_rows)
+    facts["schema_mismatches"] = []
+    if tables_rows:
+        mismatches = _read(
+            problems, "sys_dictionary and sys_choice", lambda: schema_mismatches(client)
+        )
+        facts["schema_mismatches"] = mismatches or []
+        problems += [
+            f"{m}; the collection relies on it [infer], so change plugins/module_utils/_snow_tables.py to the instance's name"
+            for m in facts["schema_mismatches"]
+        ]
 
     facts["user"] = client.username or ""
     roles: list[str] | None = None
@@ -160,4 +196,4 @@ def run(
     return False, {"facts": facts, "problems": problems}, {}
 
 
-__all__ = ("ADC_SERVER", "PROPERTIES", "run")
+__all__ = ("ADC_SERVER", "PROPERTIES", "run", "schema_mismatches")

@@ -26,6 +26,8 @@ V_PLUGIN = "v_plugin"
 CA_TABLE = "sys_ca_certificate"
 USER_CERT_TABLE = "sys_user_certificate"
 ATTACHMENT = "sys_attachment"
+SYS_DICTIONARY = "sys_dictionary"
+SYS_CHOICE = "sys_choice"
 
 # Columns per table; a value is the referenced table for reference columns, else None.
 COLUMNS: dict[str, dict[str, str | None]] = {
@@ -71,6 +73,19 @@ COLUMNS: dict[str, dict[str, str | None]] = {
         "sys_created_on": None,
         "sys_updated_on": None,
     },
+    SYS_DICTIONARY: {
+        "sys_id": None,
+        "name": None,
+        "element": None,
+        "internal_type": None,
+    },
+    SYS_CHOICE: {
+        "sys_id": None,
+        "name": None,
+        "element": None,
+        "value": None,
+        "label": None,
+    },
     ATTACHMENT: {
         "sys_id": None,
         "file_name": None,
@@ -90,6 +105,14 @@ PUBLISH_PENDING = "pending"
 PUBLISH_FAILED = "failed"
 USER_CERT_TYPE = "client_cert"
 PLUGIN_ACTIVE = "active"
+
+# The stored choice values the modules write or read, per (table, column), checked against sys_choice.
+CHOICES_USED: dict[tuple[str, str], tuple[str, ...]] = {
+    (CA_TABLE, "type"): tuple(CA_TYPES.values()),
+    (CA_TABLE, "format"): (CA_FORMAT_PEM,),
+    (CA_TABLE, "publish_status"): (PUBLISH_PENDING, PUBLISH_EXISTS, PUBLISH_FAILED),
+    (USER_CERT_TABLE, "type"): (USER_CERT_TYPE,),
+}
 
 # Roles and properties named in REFERENCE.md section 5.
 ROLE_ADMIN = "admin"
@@ -220,6 +243,9 @@ __all__ = (
     "CA_TABLE",
     "USER_CERT_TABLE",
     "ATTACHMENT",
+    "SYS_DICTIONARY",
+    "SYS_CHOICE",
+    "CHOICES_USED",
     "COLUMNS",
     "CA_TYPES",
     "CA_FORMAT_PEM",

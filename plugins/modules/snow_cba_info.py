@@ -42,6 +42,9 @@ notes:
   - A read the calling user may not do becomes a problem in the list, not a failure; wrong credentials and an
     unreachable instance fail the task.
   - The roles are read only for a named user (Basic or the OAuth password grant).
+  - Once the certificate tables exist, the column names and choice values the collection infers are checked against
+    the instance's C(sys_dictionary) and C(sys_choice) (REFERENCE.md section 5), so a real instance that names them
+    differently is reported before anything is written.
   - "Inferred facts [infer]: the certificate tables exist once sys_db_object has a row sys_ca_certificate;
     v_plugin.active is V(active) for an active plugin; sn_rpa_fdn.instance_authentication is V(mTLS) for
     certificate login."
@@ -84,6 +87,12 @@ facts:
     certificate_tables:
       description: Whether the certificate tables exist.
       type: bool
+    schema_mismatches:
+      description:
+        - Inferred column names and choice values of the certificate tables that the instance's C(sys_dictionary) and
+          C(sys_choice) do not list; each is also a problem. Empty while the certificate tables do not exist.
+      type: list
+      elements: str
     user:
       description: Calling user, empty for client credentials or an API key.
       type: str

@@ -19,6 +19,9 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _snow_preflight as preflight,
 )
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _snow_tables as tables,
+)
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     Response,
     ServiceNowRequestError,
@@ -58,10 +61,24 @@ PROPERTIES_READY = [
 ]
 
 
+def _dictionary(
+    table: str, field: str, values: t.Any, **kwargs: t.Any
+) -> list[dict[str, t.Any]]:
+    if table == "sys_dictionary":
+        return [{"name": n, "element": c} for n in values for c in tables.COLUMNS[n]]
+    if table == "sys_choice":
+        return [
+            {"name": n, "element": c, "value": v}
+            for (n, c), vs in tables.CHOICES_USED.items()
+            for v in vs
+        ]
+    return PROPERTIES_READY
+
+
 def test_a_ready_instance_has_no_problem() -> None:
     client = _client()
     client.list_records.side_effect = _ready_tables
-    client.list_in.return_value = PROPERTIES_READY
+    client.list_in.side_effect = _dictionary
     client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
 
     changed, result, _ = preflight.run({}, client, True)
@@ -75,6 +92,39 @@ def test_a_ready_instance_has_no_problem() -> None:
         and facts["has_sso_config_admin"]
     )
     assert facts["properties"]["sn_rpa_fdn.code_signing_required"] is None
+
+
+def test_inferred_names_missing_from_the_dictionary_are_problems() -> None:
+    client = _client()
+    client.list_records.side_effect = _ready_tables
+    columns = [
+        {"name": t, "element": c}
+        for t in ("sys_ca_certificate", "sys_user_certificate")
+        for c in tables.COLUMNS[t]
+        if c != "publish_status"
+    ]
+    choices = [
+        {"name": t, "element": c, "value": v}
+        for (t, c), values in tables.CHOICES_USED.items()
+        for v in values
+        if v != "client_cert"
+    ]
+    client.list_in.side_effect = lambda table, field, values, **kw: {
+        "sys_properties": PROPERTIES_READY,
+        "sys_dictionary": columns,
+        "sys_choice": choices,
+    }[table]
+    client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
+
+    _, result, _ = preflight.run({}, client, True)
+
+    assert result["facts"]["schema_mismatches"] == [
+        "sys_ca_certificate has no column 'publish_status'",
+        "sys_user_certificate.type has no choice value 'client_cert'",
+    ]
+    assert len(result["problems"]) == 2 and all(
+        "_snow_tables.py" in p for p in result["problems"]
+    )
 
 
 def test_problems_are_plain_sentences_for_each_gap() -> None:
@@ -123,7 +173,7 @@ def test_a_401_stops_the_preflight() -> None:
 def test_roles_unknown_without_a_user_name() -> None:
     client = _client(username=None)
     client.list_records.side_effect = _ready_tables
-    client.list_in.return_value = PROPERTIES_READY
+    client.list_in.side_effect = _dictionary
     client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
 
     _, result, _ = preflight.run({}, client, True)
