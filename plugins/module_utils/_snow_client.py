@@ -277,6 +277,7 @@ class SnowClient:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        refreshed = False
         for attempt in range(MAX_ATTEMPTS):
             request_headers = dict(headers or {})
             if authenticate:
@@ -310,6 +311,16 @@ class SnowClient:
                     exc.close()
                 if exc.code in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
                     self.sleep(self._retry_wait(exc.code, response_headers, attempt))
+                    continue
+                if (
+                    exc.code == 401
+                    and self._auth == "oauth"
+                    and authenticate
+                    and self._token
+                    and not refreshed
+                ):
+                    # An access token can expire during a long poll; a fresh one is fetched once, never more.
+                    self._token, refreshed = None, True
                     continue
                 raise self._status_error(method, path, exc.code, data) from None
             except URLError as exc:

@@ -521,3 +521,26 @@ def test_check_mode_reads_a_missing_certificate_table_as_empty() -> None:
         ServiceNowError, match="only once the plugin com.glide.auth.mutual is active"
     ):
         real.list_records("sys_ca_certificate")
+
+
+def test_an_expired_oauth_token_is_renewed_once() -> None:
+    expired = Answer(401, {"error": {"message": "User Not Authenticated"}})
+    answers = [
+        Answer(200, {"access_token": "OLD"}),
+        expired,
+        Answer(200, {"access_token": "NEW"}),
+        Answer(200, {"result": []}),
+        expired,
+        Answer(200, {"access_token": "NEWER"}),
+        expired,
+    ]
+    made, transport, _ = client(
+        answers, {"host": "h.example", "client_id": "cid", "client_secret": "csecret"}
+    )
+
+    assert made.list_records("sys_user") == []
+    assert transport.calls[3]["headers"]["Authorization"] == "Bearer NEW"
+
+    with pytest.raises(ServiceNowError, match="HTTP 401"):
+        made.list_records("sys_user")
+    assert len(transport.calls) == 7 and "NEWER" not in str(made.would_change)
