@@ -73,4 +73,5 @@ notes:
     and 502, 503 and 504 with exponential backoff (0.5 s doubling up to 8 s), at most 8 attempts in all;
     400, 401, 403 and 404 are never retried.
   - Error messages name the method, path, HTTP status and the instance's C(error.message), never a header or a secret.
+  - An OAuth access token that expires during a run (a long plugin activation) is renewed once.
 """
