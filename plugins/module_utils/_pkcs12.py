@@ -301,7 +301,7 @@ def _pkcs12_kdf(
     out = b""
     while len(out) < size:
         digest = hashlib.new(hash_name, diversifier + bytes(material)).digest()
-        for _ in range(rounds - 1):
+        for _round in range(rounds - 1):
             digest = hashlib.new(hash_name, digest).digest()
         out += digest
         addend = (
