@@ -16,7 +16,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.servicenow_double import fixture as double
@@ -32,6 +31,7 @@ PROPERTIES = [
     {"name": "sn_rpa_fdn.instance_authentication", "value": "mtls"},
 ]
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
+PFX_PASSPHRASE = "pfx-pass-7"
 
 
 class Pki(t.NamedTuple):
@@ -154,6 +154,7 @@ class Fleet(t.NamedTuple):
     robots: dict[str, Pki]
     vars: dict[str, t.Any]
     first: t.Any
+    work: Path
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +168,23 @@ def fleet(
 
     snow = snow_instance_factory(plugin_delay=1.0, publish_delay=0.6)
     work = tmp_path_factory.mktemp("fleet")
-    ca = make_ca("Robot Test CA")
-    (work / "ca.pem").write_text(pem(ca.cert))
     names = [f"robot{i:02d}" for i in range(1, 6)]
     snow.create_robot_users(names)
-    robots = {n: make_leaf(n, ca) for n in names}
+    # The CA, the robots' certificates and their PKCS#12 files come from cert_generate and cert_export.
+    issued = run_playbook(
+        PLAYBOOKS / "pki.yml",
+        tmp_path=work,
+        extra_vars={
+            "pki_dir": str(work),
+            "robots": names,
+            "pfx_passphrase": PFX_PASSPHRASE,
+        },
+    )
+    assert issued.rc == 0, issued.stdout + issued.stderr
+    ca = _load_pki(work, "ca")
+    robots = {n: _load_pki(work, n) for n in names}
     mappings = []
-    for name, robot in robots.items():
-        (work / f"{name}.pem").write_text(pem(robot.cert))
+    for name in robots:
         mappings.append(
             {
                 "user": name,
@@ -192,7 +202,16 @@ def fleet(
     first = run_playbook(
         PLAYBOOKS / "fleet.yml", tmp_path=work, extra_vars=extra_vars, diff=True
     )
-    return Fleet(snow, ca, robots, extra_vars, first)
+    return Fleet(snow, ca, robots, extra_vars, first, work)
+
+
+def _load_pki(directory: Path, name: str) -> Pki:
+    key = serialization.load_pem_private_key(
+        (directory / f"{name}.key").read_bytes(), None
+    )
+    return Pki(
+        key, x509.load_pem_x509_certificate((directory / f"{name}.pem").read_bytes())
+    )
 
 
 def test_empty_instance_to_five_robots_logging_in(fleet: Fleet, tmp_path: Path) -> None:
@@ -223,24 +242,13 @@ def test_empty_instance_to_five_robots_logging_in(fleet: Fleet, tmp_path: Path) 
     # Independent view: the instance's own tables, then a real mutual-TLS handshake per robot.
     properties = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
     assert properties["sn_rpa_fdn.instance_authentication"] == "mtls"
-    records = table(
-        fleet.snow, "sys_user_certificate", "sysparm_exclude_reference_link=true"
-    )
+    records = table(fleet.snow, "sys_user_certificate")
     assert sorted(r["name"] for r in records) == [
         f"robot{i:02d} mTLS" for i in range(1, 6)
     ]
-    for name, robot in fleet.robots.items():
-        p12 = tmp_path / f"{name}.p12"
-        p12.write_bytes(
-            pkcs12.serialize_key_and_certificates(
-                name.encode(),
-                robot.key,
-                robot.cert,
-                [fleet.ca.cert],
-                serialization.BestAvailableEncryption(b"pfx-pass"),
-            )
-        )
-        assert fleet.snow.login_with_pkcs12(p12, "pfx-pass") == name
+    for name in fleet.robots:
+        p12 = fleet.work / f"{name}.p12"
+        assert fleet.snow.login_with_pkcs12(p12, PFX_PASSPHRASE) == name
 
     stranger = make_leaf("robot01", make_ca("Other CA"))
     (tmp_path / "stranger.pem").write_text(pem(stranger.cert))
