@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import subprocess
 import typing as t
 from pathlib import Path
 
@@ -274,6 +275,70 @@ def test_cert_info_reports_fingerprints_from_the_instance(fleet: Fleet) -> None:
             == robot.cert.fingerprint(hashes.SHA256()).hex(":").upper()
         )
         assert by_user[name]["ca_name"] == CA_NAME and by_user[name]["active"] is True
+
+
+def test_attached_pems_check_out_with_openssl(fleet: Fleet, tmp_path: Path) -> None:
+    """What the instance holds, read back and checked by openssl, matches what the modules report."""
+    info = fleet.first.task("List the certificates")
+    found = {a["table_sys_id"]: a for a in attachments(fleet.snow)}
+    ca_file = tmp_path / "ca-from-instance.pem"
+    ca_file.write_bytes(
+        _download(fleet.snow, found[info["cas"][0]["sys_id"]]["sys_id"])
+    )
+    for mapping in info["mappings"]:
+        leaf = tmp_path / f"{mapping['user_name']}.pem"
+        leaf.write_bytes(_download(fleet.snow, found[mapping["sys_id"]]["sys_id"]))
+        verify = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-purpose",
+                "sslclient",
+                "-CAfile",
+                str(ca_file),
+                str(leaf),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verify.returncode == 0 and verify.stdout.strip().endswith(": OK"), (
+            verify.stdout + verify.stderr
+        )
+        for digest, key, strip in (
+            ("-sha256", "sha256_fingerprint", False),
+            ("-sha1", "thumbprint", True),
+        ):
+            printed = (
+                subprocess.run(
+                    [
+                        "openssl",
+                        "x509",
+                        "-noout",
+                        "-fingerprint",
+                        digest,
+                        "-in",
+                        str(leaf),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .split("=", 1)[1]
+            )
+            assert (printed.replace(":", "") if strip else printed) == mapping[key]
+        assert "BEGIN PRIVATE KEY" not in leaf.read_text()
+
+
+def _download(snow: SnowInstance, attachment_sys_id: str) -> bytes:
+    status, _headers, body = snow.call(
+        "GET",
+        f"/api/now/attachment/{attachment_sys_id}/file",
+        headers={"Accept": "*/*"},
+    )
+    assert status == 200
+    return body.encode() if isinstance(body, str) else bytes(body)
 
 
 def test_second_run_changes_nothing_and_only_reads(
