@@ -46,7 +46,6 @@ REQUIRED_ONE_OF: list[list[str]] = [
 REQUIRED_TOGETHER: list[list[str]] = [["pkcs12_path", "pkcs12_passphrase"]]
 REQUIRED_IF: list[list[t.Any]] = []
 REQUIRED_BY: dict[str, list[str]] = {
-    "privatekey_passphrase": ["privatekey_path"],
     "pkcs12_src_passphrase": ["pkcs12_src"],
 }
 
@@ -92,12 +91,19 @@ def _load_inputs(params: dict[str, t.Any]) -> Identity:
         )
 
     path = params["certificate_path"]
-    bundle = _pki.load_certificates(
-        _files.read_file(path, what="certificate_path"),
-        source=f"certificate_path {path!r}",
-    )
+    data = _files.read_file(path, what="certificate_path")
+    bundle = _pki.load_certificates(data, source=f"certificate_path {path!r}")
     key = None
-    if params.get("privatekey_path"):
+    embedded = _pki.private_key_block(data)
+    if embedded is not None and not params.get("privatekey_path"):
+        # A combined PEM (as `openssl pkcs12 -nodes` writes it) brings its own key.
+        key = _pki.load_private_key(
+            embedded,
+            params.get("privatekey_passphrase"),
+            source=f"the private key in certificate_path {path!r}",
+            validate=False,
+        )
+    elif params.get("privatekey_path"):
         key_path = params["privatekey_path"]
         key = _pki.load_private_key(
             _files.read_file(key_path, what="privatekey_path"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import typing as t
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
@@ -360,6 +361,18 @@ def check_key(key: PrivateKeyTypes, *, source: str) -> None:
 def _reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text.rstrip(".")
+
+
+_KEY_BLOCK = re.compile(
+    rb"-----BEGIN ((?:ENCRYPTED |RSA |EC )?PRIVATE KEY)-----.+?-----END \1-----",
+    re.DOTALL,
+)
+
+
+def private_key_block(data: bytes) -> bytes | None:
+    """The first PEM private key block of DATA (a combined key and certificate file), if any."""
+    found = _KEY_BLOCK.search(data)
+    return found.group(0) + b"\n" if found else None
 
 
 def load_certificates(data: bytes, *, source: str) -> list[x509.Certificate]:
@@ -865,6 +878,7 @@ __all__ = (
     "order_chain",
     "parse_eku",
     "parse_san",
+    "private_key_block",
     "private_key_der",
     "profile_ekus",
     "public_key_matches",

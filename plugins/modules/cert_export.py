@@ -33,7 +33,9 @@ options:
   certificate_path:
     description:
       - Certificate (PEM or DER), or a PEM bundle with the certificate and its chain in any order. The leaf is the
-        certificate that matches O(privatekey_path), or without a key the one that issued none of the others.
+        certificate that matches the key, or without a key the one that issued none of the others.
+      - A combined PEM that also holds the private key (as C(openssl pkcs12 -nodes) writes it) is accepted; its key is
+        used when O(privatekey_path) is not given.
       - Exactly one of O(certificate_path) and O(pkcs12_src) is required.
     type: path
   privatekey_path:
@@ -42,7 +44,7 @@ options:
     type: path
   privatekey_passphrase:
     description:
-      - Passphrase of O(privatekey_path).
+      - Passphrase of O(privatekey_path), or of the key inside O(certificate_path).
     type: str
   chain_paths:
     description:

@@ -311,3 +311,56 @@ def test_options_checked_by_spec(tmp_path: Path) -> None:
         neither["failed"]
         and "one of the following is required: pem_path, pkcs12_path" in neither["msg"]
     )
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_combined_pem_from_openssl_brings_its_key(
+    tmp_path: Path, pki: tuple[Path, dict[str, Identity]], encrypted: bool
+) -> None:
+    """`openssl pkcs12 -nodes` output (bag attributes, certificates, key) works as certificate_path alone."""
+    folder, ids = pki
+    made = run_action(
+        {
+            "certificate_path": str(folder / "bundle.pem"),
+            "privatekey_path": str(folder / "leaf.key"),
+            "privatekey_passphrase": "key-pass",
+            "pkcs12_path": str(tmp_path / "src.p12"),
+            "pkcs12_passphrase": "src-pass",
+        }
+    )
+    assert made["changed"], made
+    combined = tmp_path / "combined.pem"
+    options = ["-passout", "pass:pem-pass"] if encrypted else ["-nodes"]
+    dumped = run(
+        "openssl",
+        "pkcs12",
+        "-in",
+        str(tmp_path / "src.p12"),
+        "-passin",
+        "pass:src-pass",
+        "-out",
+        str(combined),
+        *options,
+    )
+    assert dumped.returncode == 0, dumped.stderr
+    args = {
+        "certificate_path": str(combined),
+        "pkcs12_path": str(tmp_path / "out.p12"),
+        "pkcs12_passphrase": "out-pass",
+    }
+    if encrypted:
+        args["privatekey_passphrase"] = "pem-pass"
+
+    result = run_action(args)
+
+    assert result["changed"] is True, result
+    assert result["chain_thumbprints"] == [
+        _pki.thumbprint(ids["issuing"].cert),
+        _pki.thumbprint(ids["root"].cert),
+    ]
+    written = _pkcs12.load_pkcs12(
+        (tmp_path / "out.p12").read_bytes(), "out-pass", source="out"
+    )
+    assert _pki.private_key_der(written.private_key) == _pki.private_key_der(
+        ids["leaf"].key
+    )
