@@ -259,6 +259,26 @@ def test_empty_instance_to_five_robots_logging_in(fleet: Fleet, tmp_path: Path) 
     )
     assert refused != "robot01" and refused
 
+    output = run.stdout + run.stderr + str(run.results)
+    assert fleet.snow.admin_password not in output and "Authorization" not in output
+
+
+def test_api_key_authentication_and_no_key_in_the_output(
+    fleet: Fleet, playbook: t.Callable[..., t.Any]
+) -> None:
+    snow = fleet.snow
+    sn = instance_args(snow, username=None, password=None, api_key=snow.api_key)
+
+    run = playbook(
+        PLAYBOOKS / "user_cert.yml",
+        extra_vars={"sn": sn, "mappings": fleet.vars["mappings"]},
+        verbosity=3,
+    )
+
+    assert run.rc == 0, run.stdout + run.stderr
+    assert run.task("Map the robots")["changed"] is False
+    assert snow.api_key not in run.stdout + run.stderr + str(run.results)
+
 
 def test_cert_info_reports_fingerprints_from_the_instance(fleet: Fleet) -> None:
     info = fleet.first.task("List the certificates")
