@@ -160,7 +160,7 @@ def _unchanged_pkcs12(
     friendly_name: str,
     profile: str,
 ) -> bool:
-    """Fast proof that the existing file is what would be written (see _pkcs12.pkcs12_matches)."""
+    """Proof that the existing file is what would be written (see _pkcs12.pkcs12_matches)."""
     if data is None or _pkcs12.detect_pkcs12_profile(data) != profile:
         return False
     return _pkcs12.pkcs12_matches(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
-import hmac
 import typing as t
 import warnings
 
@@ -23,16 +21,7 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.serialization import pkcs12
-
-    # Before cryptography 43, 3DES sat with the other ciphers.
-    try:
-        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    except ImportError:  # pragma: no cover
-        from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef]
-            TripleDES,
-        )
 except ImportError:  # pragma: no cover - reported through _pki.HAS_CRYPTOGRAPHY
     pass
 
@@ -48,12 +37,10 @@ class Pkcs12Contents:
     """What a PKCS#12 file holds."""
 
     private_key: PrivateKeyTypes | None
-    certificate: (
-        x509.Certificate
-    )  # the leaf: the certificate whose public key matches the key
-    chain: tuple[
-        x509.Certificate, ...
-    ]  # the other certificates, ordered from the leaf's issuer to the root
+    # the leaf: the certificate whose public key matches the key
+    certificate: x509.Certificate
+    # the other certificates, ordered from the leaf's issuer to the root
+    chain: tuple[x509.Certificate, ...]
     friendly_name: str | None
     profile: str  # "modern" | "legacy" | "other": PBE profile read from the file
 
@@ -273,180 +260,10 @@ def detect_pkcs12_profile(data: bytes) -> str:
     return "other"
 
 
-# Fast comparison ------------------------------------------------------------------------------
-# Opening a PKCS#12 with cryptography runs its RSA consistency check (a large part of a second per
-# file), and cert_export compares the existing file on every run. For the two profiles we write,
-# the bags are decrypted here instead and compared byte for byte; anything else takes the full path.
-
-_OID_CERT_BAG = "1.2.840.113549.1.12.10.1.3"
-_OID_X509_CERT = "1.2.840.113549.1.9.22.1"
-_OID_FRIENDLY_NAME = "1.2.840.113549.1.9.20"
-
-
-def _pkcs12_kdf(
-    hash_name: str, password: bytes, salt: bytes, purpose: int, rounds: int, size: int
-) -> bytes:
-    """RFC 7292 appendix B.2 key derivation (PASSWORD already BMP-encoded with its terminator)."""
-    block = hashlib.new(hash_name).block_size
-
-    def stretch(value: bytes) -> bytes:
-        # Repeat VALUE up to the next multiple of the hash block size.
-        if not value:
-            return b""
-        length = block * ((len(value) + block - 1) // block)
-        return (value * (length // len(value) + 1))[:length]
-
-    material = bytearray(stretch(salt) + stretch(password))
-    diversifier = bytes([purpose]) * block
-    out = b""
-    while len(out) < size:
-        digest = hashlib.new(hash_name, diversifier + bytes(material)).digest()
-        for _round in range(rounds - 1):
-            digest = hashlib.new(hash_name, digest).digest()
-        out += digest
-        addend = (
-            int.from_bytes((digest * (block // len(digest) + 1))[:block], "big") + 1
-        )
-        for offset in range(0, len(material), block):
-            total = int.from_bytes(material[offset : offset + block], "big") + addend
-            material[offset : offset + block] = (total % (1 << (8 * block))).to_bytes(
-                block, "big"
-            )
-    return out[:size]
-
-
-def _integer(data: bytes, item: tuple[int, int, int]) -> int:
-    return int.from_bytes(data[slice(*_expect(item, 0x02))], "big")
-
-
-def _octets(data: bytes, item: tuple[int, int, int], tag: int = 0x04) -> bytes:
-    return data[slice(*_expect(item, tag))]
-
-
-def _unpad(plain: bytes, block: int) -> bytes | None:
-    pad = plain[-1] if plain else 0
-    if not 1 <= pad <= block or plain[-pad:] != bytes([pad]) * pad:
-        return None
-    return plain[:-pad]
-
-
-def _decrypt(
-    data: bytes, algorithm: tuple[int, int], ciphertext: bytes, passphrase: str
-) -> bytes | None:
-    """Plain text of CIPHERTEXT for 3DES-PBE or PBES2/PBKDF2-SHA256/AES-256-CBC; None for anything else."""
-    parts = _children(data, *algorithm)
-    oid = _oid(data, *_expect(parts[0], 0x06))
-    if oid == _OID_3DES_PBE:
-        salt_item, rounds_item = _children(data, *_expect(parts[1], 0x30))[:2]
-        salt, rounds = _octets(data, salt_item), _integer(data, rounds_item)
-        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
-        key = _pkcs12_kdf("sha1", bmp, salt, 1, rounds, 24)
-        iv = _pkcs12_kdf("sha1", bmp, salt, 2, rounds, 8)
-        cipher = Cipher(TripleDES(key), modes.CBC(iv))
-        block = 8
-    elif _algorithm(data, *algorithm) == _MODERN_PBE:
-        kdf, scheme = _children(data, *_expect(parts[1], 0x30))[:2]
-        kdf_params = _children(
-            data, *_expect(_children(data, *_expect(kdf, 0x30))[1], 0x30)
-        )
-        salt, rounds = _octets(data, kdf_params[0]), _integer(data, kdf_params[1])
-        iv = _octets(data, _children(data, *_expect(scheme, 0x30))[1])
-        key = hashlib.pbkdf2_hmac(
-            "sha256", passphrase.encode("utf-8"), salt, rounds, 32
-        )
-        cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
-        block = 16
-    else:
-        return None
-    if not ciphertext or len(ciphertext) % block:
-        return None
-    decryptor = cipher.decryptor()
-    return _unpad(decryptor.update(ciphertext) + decryptor.finalize(), block)
-
-
-def _friendly_name(data: bytes, bag_parts: list[tuple[int, int, int]]) -> str | None:
-    if len(bag_parts) < 3:
-        return None
-    for attribute in _children(data, *_expect(bag_parts[2], 0x31)):
-        attr_parts = _children(data, *_expect(attribute, 0x30))
-        if _oid(data, *_expect(attr_parts[0], 0x06)) == _OID_FRIENDLY_NAME:
-            value = _children(data, *_expect(attr_parts[1], 0x31))[0]
-            return _octets(data, value, 0x1E).decode("utf-16-be")
-    return None
-
-
-def _read_bags(data: bytes, passphrase: str, found: dict[str, t.Any]) -> bool:
-    """Collect the key, the certificates and the leaf's friendly name from DATA (one SafeContents)."""
-    for bag in _children(data, *_expect(_read_tlv(data, 0), 0x30)):
-        parts = _children(data, *_expect(bag, 0x30))
-        kind = _oid(data, *_expect(parts[0], 0x06))
-        value = _children(data, *_expect(parts[1], 0xA0))[0]
-        if kind == _OID_SHROUDED_KEY_BAG:
-            epki = _children(data, *_expect(value, 0x30))
-            plain = _decrypt(
-                data, _expect(epki[0], 0x30), _octets(data, epki[1]), passphrase
-            )
-            if plain is None:
-                return False
-            found["keys"].append(plain)
-        elif kind == _OID_CERT_BAG:
-            cert_parts = _children(data, *_expect(value, 0x30))
-            if _oid(data, *_expect(cert_parts[0], 0x06)) != _OID_X509_CERT:
-                return False
-            der = _octets(data, _children(data, *_expect(cert_parts[1], 0xA0))[0])
-            found["certs"].append(der)
-            found["names"].append(_friendly_name(data, parts))
-        else:
-            return False
-    return True
-
-
-def _open_fast(data: bytes, passphrase: str) -> dict[str, list[t.Any]] | None:
-    """The decrypted bags of DATA when its MAC verifies with PASSPHRASE; None when this reader cannot say."""
-    try:
-        top = _children(data, *_expect(_read_tlv(data, 0), 0x30))
-        auth_safe = _children(data, *_expect(top[1], 0x30))
-        content = _octets(data, _children(data, *_expect(auth_safe[1], 0xA0))[0])
-        mac_data = _children(data, *_expect(top[2], 0x30))
-        digest_info = _children(data, *_expect(mac_data[0], 0x30))
-        mac_algorithm = _children(data, *_expect(digest_info[0], 0x30))[0]
-        hash_name = {_OID_SHA1: "sha1", _OID_SHA256: "sha256"}.get(
-            _oid(data, *_expect(mac_algorithm, 0x06))
-        )
-        if hash_name is None:
-            return None
-        salt = _octets(data, mac_data[1])
-        rounds = _integer(data, mac_data[2]) if len(mac_data) > 2 else 1
-        bmp = passphrase.encode("utf-16-be") + b"\x00\x00"
-        size = hashlib.new(hash_name).digest_size
-        mac_key = _pkcs12_kdf(hash_name, bmp, salt, 3, rounds, size)
-        expected = hmac.new(mac_key, content, hash_name).digest()
-        if not hmac.compare_digest(expected, _octets(data, digest_info[1])):
-            return None
-
-        found: dict[str, list[t.Any]] = {"keys": [], "certs": [], "names": []}
-        for info in _children(content, *_expect(_read_tlv(content, 0), 0x30)):
-            info_parts = _children(content, *_expect(info, 0x30))
-            content_type = _oid(content, *_expect(info_parts[0], 0x06))
-            inner = _children(content, *_expect(info_parts[1], 0xA0))[0]
-            if content_type == _OID_DATA:
-                safe: bytes | None = _octets(content, inner)
-            elif content_type == _OID_ENCRYPTED_DATA:
-                encrypted = _children(content, *_expect(inner, 0x30))
-                encrypted_info = _children(content, *_expect(encrypted[1], 0x30))
-                safe = _decrypt(
-                    content,
-                    _expect(encrypted_info[1], 0x30),
-                    _octets(content, encrypted_info[2], 0x80),
-                    passphrase,
-                )
-            else:
-                return None
-            if safe is None or not _read_bags(safe, passphrase, found):
-                return None
-    except (_DerError, IndexError, ValueError):
-        return None
-    return found
+# Comparison ----------------------------------------------------------------------------------
+# cert_export compares the existing file on every run. cryptography opens it (MAC, decryption and its
+# RSA key consistency check, a sizeable part of a second per RSA file); the decrypted key and
+# certificates are then compared byte for byte.
 
 
 def pkcs12_matches(
@@ -457,54 +274,34 @@ def pkcs12_matches(
     cert_ders: t.Sequence[bytes],
     friendly_name: str | None,
 ) -> bool:
-    """True only when DATA (a modern or legacy file) verifies with PASSPHRASE and holds exactly these items.
+    """True only when DATA opens with PASSPHRASE and holds exactly these items.
 
     KEY_DER is the unencrypted PKCS#8 key, CERT_DERS the leaf then its chain. False means "not
-    proven equal": the caller then opens the file the slow way to find out what differs.
+    proven equal": the caller then opens the file again to find out what differs.
     """
-    found = _open_fast(data, passphrase)
-    return (
-        found is not None
-        and found["keys"] == [key_der]
-        and found["certs"] == list(cert_ders)
-        and bool(found["names"])
-        and found["names"][0] == friendly_name
-    )
-
-
-def _load_fast(
-    data: bytes, passphrase: str | None, profile: str
-) -> Pkcs12Contents | None:
-    """load_pkcs12 for the profiles we write, without cryptography's costly RSA key check.
-
-    The MAC proves the file intact and the passphrase right; the key is checked against the
-    leaf's public key. Anything unusual returns None and takes cryptography's full parser.
-    """
-    if profile not in PROFILES or not passphrase:
-        return None
-    found = _open_fast(data, passphrase)
-    if found is None or len(found["keys"]) != 1 or not found["certs"]:
-        return None
     try:
-        key = serialization.load_der_private_key(
-            found["keys"][0], None, unsafe_skip_rsa_key_validation=True
-        )
-        certs = [x509.load_der_x509_certificate(der) for der in found["certs"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pkcs12.load_pkcs12(data, passphrase.encode("utf-8"))
     except (ValueError, TypeError):
-        return None
-    leaf_index = next(
-        (i for i, c in enumerate(certs) if public_key_matches(key, c)), None
+        return False
+    if parsed.key is None or parsed.cert is None:
+        return False
+    found_key = parsed.key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    if leaf_index is None:
-        return None
-    leaf = certs[leaf_index]
-    others = [c for i, c in enumerate(certs) if i != leaf_index]
-    return Pkcs12Contents(
-        private_key=key,
-        certificate=leaf,
-        chain=tuple(order_chain(leaf, others)),
-        friendly_name=found["names"][leaf_index],
-        profile=profile,
+    found_certs = [parsed.cert.certificate] + [
+        entry.certificate for entry in parsed.additional_certs
+    ]
+    name = parsed.cert.friendly_name
+    return (
+        found_key == key_der
+        and [c.public_bytes(serialization.Encoding.DER) for c in found_certs]
+        == list(cert_ders)
+        and (name.decode("utf-8", "replace") if name is not None else None)
+        == friendly_name
     )
 
 
@@ -562,10 +359,6 @@ def load_pkcs12(
         raise CertificateError(f"{source} is not a PKCS#12 file; give a .pfx/.p12 file")
 
     profile = detect_pkcs12_profile(data)
-    fast = _load_fast(data, passphrase, profile)
-    if fast is not None:
-        return fast
-
     parsed = None
     candidates = [passphrase.encode("utf-8")] if passphrase else [None, b""]
     for password in candidates:
