@@ -15,21 +15,8 @@ vault=(--vault-password-file examples/DEMO-ONLY-vault-password.txt)
 mkdir -p "$out"
 start=$SECONDS
 
-have_module() {
-    [ -f "plugins/modules/$1.py" ]
-}
-
-if ! have_module cert_generate || ! have_module cert_export; then
-    echo "demo: cert_generate and cert_export are not in this checkout yet; nothing to run"
-    exit 0
-fi
-
 # The test double activates the plugin in about a second; a real instance takes minutes (role default 10 s polls).
 extra=(-e "robot_identity_output_dir=$certs" -e servicenow_cba_plugin_poll_interval=1)
-servicenow=false
-if have_module snow_user_cert && [ -f tests/servicenow_double/__main__.py ]; then
-    servicenow=true
-fi
 
 double_pid=
 stop_double() {
@@ -40,20 +27,19 @@ stop_double() {
 }
 trap stop_double EXIT
 
-if $servicenow; then
-    ready=$out/instance/ready.json
-    rm -f "$ready"
-    mkdir -p "$out/instance"
-    python -m tests.servicenow_double --state-dir "$out/instance" --ready-file "$ready" >"$out/instance/server.log" 2>&1 &
-    double_pid=$!
-    for _ in $(seq 1 100); do
-        [ -s "$ready" ] && break
-        kill -0 "$double_pid" 2>/dev/null || { echo "demo: the ServiceNow test double did not start; see $out/instance/server.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [ -s "$ready" ] || { echo "demo: the ServiceNow test double is not ready after 10 s; see $out/instance/server.log" >&2; exit 1; }
-    ansible-inventory -i "$inventory" "${vault[@]}" --list >"$out/inventory.json"
-    python - "$ready" "$out/inventory.json" "$out/instance.yml" <<'PY'
+ready=$out/instance/ready.json
+rm -f "$ready"
+mkdir -p "$out/instance"
+python -m tests.servicenow_double --state-dir "$out/instance" --ready-file "$ready" >"$out/instance/server.log" 2>&1 &
+double_pid=$!
+for _ in $(seq 1 100); do
+    [ -s "$ready" ] && break
+    kill -0 "$double_pid" 2>/dev/null || { echo "demo: the ServiceNow test double did not start; see $out/instance/server.log" >&2; exit 1; }
+    sleep 0.1
+done
+[ -s "$ready" ] || { echo "demo: the ServiceNow test double is not ready after 10 s; see $out/instance/server.log" >&2; exit 1; }
+# The helper reads the inventory from a pipe (it holds the decrypted demo secrets, so no file).
+ansible-inventory -i "$inventory" "${vault[@]}" --list | python -c "$(cat <<'PY'
 """Create the demo robots' ServiceNow users on the test double (once) and write the extra vars."""
 import base64
 import json
@@ -63,7 +49,7 @@ import urllib.parse
 import urllib.request
 
 ready = json.load(open(sys.argv[1], encoding="utf-8"))
-inventory = json.load(open(sys.argv[2], encoding="utf-8"))
+inventory = json.load(sys.stdin)
 hostvars = inventory["_meta"]["hostvars"]
 users = sorted({hostvars[h]["robot_snow_user"] for h in inventory["robots"]["hosts"]})
 context = ssl.create_default_context(cafile=ready["ca_path"])
@@ -97,24 +83,20 @@ extra = {
     "mtls_url": ready["mtls_url"],
     "mtls_ca_path": ready["ca_path"],
 }
-with open(sys.argv[3], "w", encoding="utf-8") as handle:
+with open(sys.argv[2], "w", encoding="utf-8") as handle:
     json.dump(extra, handle, indent=2)
 PY
-    extra+=(-e "@$out/instance.yml")
-else
-    echo "demo: the ServiceNow modules or test double are not in this checkout yet; running the controller stage only"
-    extra+=(-e robot_certs_servicenow=false)
-fi
+)" "$ready" "$out/instance.yml"
+chmod 600 "$out/instance.yml"
+extra+=(-e "@$out/instance.yml")
 
 echo "== provision.yml for the five robots of $inventory"
 ansible-playbook -i "$inventory" "${vault[@]}" playbooks/provision.yml "${extra[@]}" | tee "$out/provision.log"
 
-if $servicenow; then
-    echo "== mutual-TLS login as each robot"
-    ansible-playbook -i "$inventory" "${vault[@]}" examples/prove_mtls_login.yml "${extra[@]}" | tee "$out/mtls-login.log"
-fi
+echo "== mutual-TLS login as each robot"
+ansible-playbook -i "$inventory" "${vault[@]}" examples/prove_mtls_login.yml "${extra[@]}" | tee "$out/mtls-login.log"
 
-if $servicenow && [ -f playbooks/audit.yml ]; then
+if [ -f playbooks/audit.yml ]; then
     echo "== audit.yml"
     ansible-playbook -i "$inventory" "${vault[@]}" playbooks/audit.yml "${extra[@]}" -e "robot_certs_report_dir=$out/report" | tee "$out/audit.log"
 fi
@@ -125,9 +107,7 @@ echo
 echo "== where things are"
 echo "robot CA:            $certs/ca/robot-ca.crt"
 echo "robot certificates:  $certs/<robot>/client.{crt,pem,p12} and codesign.{crt,pem,p12}"
-if $servicenow; then
-    echo "ServiceNow double:   state in $out/instance (stopped now)"
-fi
+echo "ServiceNow double:   state in $out/instance (stopped now; the next run reuses it)"
 if [ -d "$out/report" ]; then
     find "$out/report" -maxdepth 1 -type f -printf 'fleet report:        %p\n'
 fi
