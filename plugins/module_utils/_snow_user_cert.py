@@ -422,7 +422,8 @@ def _ensure(
                     before[w.key] = _diff_side(_mapping_view(keep, w.pem))
                 elif replaced:
                     before[w.key] = _diff_side(_old_view(fleet, replaced[0]))
-            after[w.key] = _diff_side(view)
+                # Only what changes goes into the diff, so one new robot in a fleet of hundreds reads as one.
+                after[w.key] = _diff_side(view)
     except RobotCertsError as exc:
         certs.fail_with_undo(undo, exc)
 

@@ -147,7 +147,7 @@ def test_unchanged_fleet_costs_two_reads_and_no_write() -> None:
         client.list_records.call_count == 0
         and client.attachment_content.call_count == 0
     )
-    assert _writes(client) == [] and diff["before"] == {}
+    assert _writes(client) == [] and diff == {"before": {}, "after": {}}
     assert (
         result["mappings"][0]["sha256_fingerprint"]
         == certs["robot0"].fingerprint(hashes.SHA256()).hex(":").upper()
