@@ -212,6 +212,16 @@ def _provision(fleet: t.Any, tmp: Path, forks: int) -> subprocess.CompletedProce
     )
 
 
+def _path_kind(path: str) -> str:
+    """The path with a trailing sys_id or progress id folded, so requests group by kind."""
+    head, _, last = path.split("?")[0].rpartition("/")
+    return (
+        f"{head}/{{id}}"
+        if len(last) == 32 and all(c in "0123456789abcdef" for c in last)
+        else path.split("?")[0]
+    )
+
+
 def servicenow_counts(n: int, forks: int) -> dict[str, t.Any]:
     """Requests the double answered for provision.yml with N robots: first run and unchanged re-run."""
     sys.path[:0] = [str(REPO), str(REPO / "tests" / "integration")]
@@ -246,8 +256,7 @@ def servicenow_counts(n: int, forks: int) -> dict[str, t.Any]:
                     }
                     continue
                 kinds = collections.Counter(
-                    f"{r['method']} {r['path'].split('?')[0].rsplit('/', 1)[0] if r['path'].count('/') > 4 else r['path']}"
-                    for r in log
+                    f"{r['method']} {_path_kind(r['path'])}" for r in log
                 )
                 counts[phase] = {
                     "requests": len(log),

@@ -556,12 +556,6 @@ def estimate(
     return max(0.0, mean_y + (n - mean_x) * per_robot), True
 
 
-def community_estimate(
-    harness: Harness, key_type: str, n: int, phase: str
-) -> tuple[float, bool] | None:
-    return estimate(harness, "community.crypto", key_type, n, phase)
-
-
 def fmt(seconds: float | None) -> str:
     return (
         "n/a"
@@ -791,7 +785,7 @@ def main() -> int:
         "",
         f"- N reported: {' '.join(map(str, settings.sizes))}; plan (key:N:repeats:scope): {' '.join(':'.join(map(str, p)) for p in settings.plan)}",
         "- each repeat runs the ways back to back; medians of the repeats; a size not in the plan is extrapolated on the line "
-        "through the smallest and largest measured N of that way (fixed cost + cost per robot) and marked so",
+        "through that way's measured medians (fixed cost + cost per robot) and marked so",
         f"- forks: {settings.forks}, for the role and for community.crypto alike",
         f"- community.crypto plan: {' '.join(':'.join(map(str, p)) for p in settings.community_plan)} (run once each)",
         f"- ServiceNow request counts at N = {' '.join(map(str, settings.snow_sizes))}",
