@@ -578,6 +578,7 @@ def chart(harness: Harness, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     s = harness.settings
     fig, axes = plt.subplots(
@@ -611,6 +612,8 @@ def chart(harness: Harness, path: Path) -> None:
                     )
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_xticks(s.sizes, [str(n) for n in s.sizes])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("robots (N)")
             ax.set_ylabel("seconds (median)")
             ax.set_title(
