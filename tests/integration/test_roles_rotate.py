@@ -88,3 +88,4 @@ def test_rotate_maps_the_new_certificate_before_retiring_the_old(
     assert again.rc == 0, again.stdout[-3000:]
     assert set(recap_changed(again.stdout).values()) == {0}
     assert "robot01: nothing expires within 10 days" in again.stdout
+    assert "robot01: renewed client_auth, code_signing" in rotate.stdout
