@@ -34,6 +34,7 @@ def _pins(path: Path) -> dict[str, str]:
     return pins
 
 
+@pytest.mark.slow
 def test_provision_runs_under_ansible_runner(
     tmp_path: Path,
     snow_instance: SnowInstance,

@@ -6,9 +6,13 @@ from __future__ import annotations
 import typing as t
 from pathlib import Path
 
+import pytest
 from roles_fleet import PASSPHRASE, Fleet, openssl, pkcs12_info
 
 from tests.servicenow_double.fixture import SnowInstance
+
+# Playbook runs against the ServiceNow double: seconds each, a minute on a busy machine.
+pytestmark = pytest.mark.slow
 
 ADCS_PASSPHRASE = "adcs-export-passphrase"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 from pathlib import Path
 
+import pytest
 from roles_fleet import (
     PASSPHRASE,
     Fleet,
@@ -12,6 +13,9 @@ from roles_fleet import (
 )
 
 from tests.servicenow_double.fixture import SnowInstance
+
+# Playbook runs against the ServiceNow double: seconds each, a minute on a busy machine.
+pytestmark = pytest.mark.slow
 
 
 def test_decommission_removes_only_the_named_robot(

@@ -24,6 +24,9 @@ from roles_fleet import (
 from tests.conftest import run_playbook
 from tests.servicenow_double.fixture import SnowInstance
 
+# Playbook runs against the ServiceNow double: seconds each, a minute on a busy machine.
+pytestmark = pytest.mark.slow
+
 # Build 20348 gets the modern profile, 14393 and an unknown build the legacy one.
 BUILDS = [20348, 14393, None]
 MODERN = "AES-256-CBC"

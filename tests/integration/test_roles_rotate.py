@@ -10,6 +10,7 @@ from __future__ import annotations
 import typing as t
 from pathlib import Path
 
+import pytest
 from roles_fleet import (
     PASSPHRASE,
     USER_CERT_PATH,
@@ -19,6 +20,9 @@ from roles_fleet import (
 )
 
 from tests.servicenow_double.fixture import SnowInstance
+
+# Playbook runs against the ServiceNow double: seconds each, a minute on a busy machine.
+pytestmark = pytest.mark.slow
 
 SHORT_LIVED = {"robot_identity_valid_days": 20, "robot_identity_renew_before_days": 5}
 
