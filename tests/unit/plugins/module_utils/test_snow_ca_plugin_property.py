@@ -139,7 +139,7 @@ def test_changed_options_are_patched_in_place() -> None:
     client.list_attachments.return_value = [attachment]
     client.update.return_value = {}
 
-    changed, result, _ = certs.run_ca(
+    changed, result, _ignored = certs.run_ca(
         _ca_params(cert, warn_in_days=60, active=False), client, False
     )
 
@@ -246,7 +246,7 @@ def test_plugin_already_active_sends_nothing() -> None:
         {"id": "com.glide.auth.mutual", "name": "Mutual", "active": "active"}
     ]
 
-    changed, result, _ = plugin.run(
+    changed, result, _ignored = plugin.run(
         {"plugin_id": "com.glide.auth.mutual", "timeout": 5, "poll_interval": 0},
         client,
         False,
@@ -266,7 +266,7 @@ def test_plugin_activation_polls_until_successful() -> None:
         {"status": "2", "status_message": "done"},
     ]
 
-    changed, result, _ = plugin.run(
+    changed, result, _ignored = plugin.run(
         {"plugin_id": "p", "timeout": 5, "poll_interval": 0.01}, client, False
     )
 
@@ -320,7 +320,7 @@ def test_plugin_check_mode_does_not_poll() -> None:
     client.list_records.return_value = [{"id": "p", "active": "inactive"}]
     client.post.return_value = {}
 
-    changed, _, _ = plugin.run(
+    changed, _ignored, _ignored = plugin.run(
         {"plugin_id": "p", "timeout": 1, "poll_interval": 0}, client, True
     )
 
@@ -348,7 +348,7 @@ def test_property_unchanged_and_bool_normalised() -> None:
         }
     ]
 
-    changed, result, _ = prop.run(
+    changed, result, _ignored = prop.run(
         _property_params("glide.authenticate.mutual.enabled", True), client, False
     )
 

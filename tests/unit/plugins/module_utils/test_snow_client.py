@@ -124,7 +124,7 @@ def client(
 
 
 def test_basic_auth_is_sent_by_request_and_never_as_a_header_we_build() -> None:
-    made, transport, _ = client([Answer(200, {"result": [{"sys_id": "a"}]})])
+    made, transport, _ignored = client([Answer(200, {"result": [{"sys_id": "a"}]})])
 
     rows = made.list_records("sys_user", query="user_name=robot01", fields=("sys_id",))
 
@@ -147,7 +147,7 @@ def test_basic_auth_is_sent_by_request_and_never_as_a_header_we_build() -> None:
 
 
 def test_api_key_goes_in_its_header() -> None:
-    made, transport, _ = client(
+    made, transport, _ignored = client(
         [Answer(200, {"result": []})], {"host": "h.example", "api_key": "KEY-123"}
     )
 
@@ -164,7 +164,7 @@ def test_oauth_fetches_one_token_and_sends_it_as_bearer() -> None:
         Answer(200, {"result": []}),
     ]
     instance = {"host": "h.example", "client_id": "cid", "client_secret": "csecret"}
-    made, transport, _ = client(answers, instance)
+    made, transport, _ignored = client(answers, instance)
 
     made.list_records("sys_user")
     made.list_records("sys_user")
@@ -194,7 +194,7 @@ def test_wrong_oauth_secret_is_one_line_naming_the_client_options() -> None:
             {"error": "access_denied", "error_description": "Invalid client secret"},
         )
     ]
-    made, _, sleeps = client(
+    made, _ignored, sleeps = client(
         answers,
         {
             "host": "h.example",
@@ -233,7 +233,7 @@ def test_429_waits_for_retry_after_then_succeeds() -> None:
 
 def test_retry_after_is_capped() -> None:
     answers = [Answer(429, None, {"Retry-After": "3600"}), Answer(200, {"result": []})]
-    made, _, sleeps = client(answers)
+    made, _ignored, sleeps = client(answers)
 
     made.list_records("sys_user")
 
@@ -242,7 +242,7 @@ def test_retry_after_is_capped() -> None:
 
 def test_503_502_504_back_off_exponentially() -> None:
     answers = [Answer(503), Answer(502), Answer(504), Answer(200, {"result": []})]
-    made, _, sleeps = client(answers)
+    made, _ignored, sleeps = client(answers)
 
     made.list_records("sys_user")
 
@@ -287,7 +287,7 @@ def test_client_errors_are_never_retried(status: int) -> None:
 
 
 def test_403_on_certificate_tables_names_sso_config_admin() -> None:
-    made, _, _ = client(
+    made, _ignored, _ignored = client(
         [
             Answer(
                 403,
@@ -316,7 +316,7 @@ def test_pagination_follows_the_link_header_on_the_same_host() -> None:
             },
         ),
     ]
-    made, transport, _ = client(answers)
+    made, transport, _ignored = client(answers)
 
     rows = made.list_records("sys_user", query="active=true", page_size=2)
 
@@ -334,7 +334,7 @@ def test_a_link_to_another_path_is_not_followed() -> None:
             {"Link": '<https://evil.example/steal?sysparm_offset=1>;rel="next"'},
         )
     ]
-    made, transport, _ = client(answers)
+    made, transport, _ignored = client(answers)
 
     assert made.list_records("sys_user") == [{"sys_id": "1"}]
     assert len(transport.calls) == 1
@@ -342,7 +342,7 @@ def test_a_link_to_another_path_is_not_followed() -> None:
 
 def test_in_lists_are_split_to_keep_urls_short() -> None:
     names = [f"robot{i:04d}" for i in range(2000)]
-    made, transport, _ = client(lambda call: Answer(200, {"result": []}))
+    made, transport, _ignored = client(lambda call: Answer(200, {"result": []}))
 
     made.list_in("sys_user", "user_name", names, fields=("sys_id",))
 
@@ -360,7 +360,7 @@ def test_in_lists_are_split_to_keep_urls_short() -> None:
 
 
 def test_unknown_field_is_refused_before_any_request() -> None:
-    made, transport, _ = client([])
+    made, transport, _ignored = client([])
 
     with pytest.raises(
         ServiceNowError, match="'usr_name' is not a known column of sys_user"
@@ -371,7 +371,7 @@ def test_unknown_field_is_refused_before_any_request() -> None:
 
 
 def test_check_mode_records_writes_and_sends_none() -> None:
-    made, transport, _ = client([], check_mode=True)
+    made, transport, _ignored = client([], check_mode=True)
 
     made.create("sys_properties", {"name": "x", "value": "y"})
     made.update("sys_properties", "a" * 32, {"value": "z"})
@@ -396,7 +396,7 @@ def test_writes_send_json_or_raw_bodies_with_content_type() -> None:
         Answer(201, {"result": {"sys_id": "c" * 32}}),
         Answer(201, {"result": {"sys_id": "d" * 32}}),
     ]
-    made, transport, _ = client(answers)
+    made, transport, _ignored = client(answers)
 
     made.create("sys_properties", {"name": "x", "value": "y"})
     made.attach(
@@ -420,7 +420,7 @@ def test_tls_verification_failure_is_named() -> None:
         1,
         "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
     )
-    made, _, _ = client([URLError(reason)])
+    made, _ignored, _ignored = client([URLError(reason)])
 
     with pytest.raises(
         ServiceNowError,
@@ -430,7 +430,7 @@ def test_tls_verification_failure_is_named() -> None:
 
 
 def test_unreachable_host_is_named() -> None:
-    made, _, sleeps = client(
+    made, _ignored, sleeps = client(
         [URLError(ConnectionRefusedError(111, "Connection refused"))]
     )
 
@@ -511,12 +511,12 @@ def test_argspec_has_env_fallbacks_and_no_log_secrets() -> None:
 
 def test_check_mode_reads_a_missing_certificate_table_as_empty() -> None:
     not_found = Answer(404, {"error": {"message": "Invalid table sys_ca_certificate"}})
-    made, _, _ = client([not_found], check_mode=True)
+    made, _ignored, _ignored = client([not_found], check_mode=True)
 
     assert made.list_records("sys_ca_certificate") == []
     assert made.missing_tables == {"sys_ca_certificate"}
 
-    real, _, _ = client([not_found])
+    real, _ignored, _ignored = client([not_found])
     with pytest.raises(
         ServiceNowError, match="only once the plugin com.glide.auth.mutual is active"
     ):
@@ -534,7 +534,7 @@ def test_an_expired_oauth_token_is_renewed_once() -> None:
         Answer(200, {"access_token": "NEWER"}),
         expired,
     ]
-    made, transport, _ = client(
+    made, transport, _ignored = client(
         answers, {"host": "h.example", "client_id": "cid", "client_secret": "csecret"}
     )
 

@@ -81,7 +81,7 @@ def test_a_ready_instance_has_no_problem() -> None:
     client.list_in.side_effect = _dictionary
     client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
 
-    changed, result, _ = preflight.run({}, client, True)
+    changed, result, _ignored = preflight.run({}, client, True)
 
     assert changed is False and result["problems"] == []
     facts = result["facts"]
@@ -116,7 +116,7 @@ def test_inferred_names_missing_from_the_dictionary_are_problems() -> None:
     }[table]
     client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
 
-    _, result, _ = preflight.run({}, client, True)
+    _ignored, result, _ignored = preflight.run({}, client, True)
 
     assert result["facts"]["schema_mismatches"] == [
         "sys_ca_certificate has no column 'publish_status'",
@@ -145,7 +145,7 @@ def test_problems_are_plain_sentences_for_each_gap() -> None:
         status=404,
     )
 
-    _, result, _ = preflight.run({}, client, True)
+    _ignored, result, _ignored = preflight.run({}, client, True)
 
     text = " | ".join(result["problems"])
     for phrase in (
@@ -176,7 +176,7 @@ def test_roles_unknown_without_a_user_name() -> None:
     client.list_in.side_effect = _dictionary
     client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
 
-    _, result, _ = preflight.run({}, client, True)
+    _ignored, result, _ignored = preflight.run({}, client, True)
 
     assert result["facts"]["roles"] is None and result["facts"]["has_admin"] is None
     assert any("roles are unknown" in p for p in result["problems"])
@@ -234,7 +234,7 @@ def test_cert_info_reports_fingerprints_and_the_issuing_ca() -> None:
         pem[ca] if sys_id == "a" * 32 else pem[leaf]
     )
 
-    _, result, _ = cert_info.run(
+    _ignored, result, _ignored = cert_info.run(
         {"users": ["robot01"], "ca_names": None, "fetch_certificates": True},
         client,
         True,
@@ -273,7 +273,7 @@ def test_cert_info_without_downloads_leaves_fingerprints_unknown() -> None:
     ]
     client.list_attachments.return_value = []
 
-    _, result, _ = cert_info.run(
+    _ignored, result, _ignored = cert_info.run(
         {"users": ["robot01"], "fetch_certificates": False}, client, True
     )
 

@@ -198,7 +198,7 @@ def test_expired_certificate_is_refused_before_any_request() -> None:
 
 def test_unregistered_ca_is_refused_before_any_write() -> None:
     other_key = ec.generate_private_key(ec.SECP256R1())
-    _, stranger = _cert("robot1", issuer="Other CA", key=other_key)
+    _ignored, stranger = _cert("robot1", issuer="Other CA", key=other_key)
     client = _client()
     client.list_in.side_effect = [[], [{"sys_id": "f" * 32, "user_name": "robot1"}]]
     client.list_records.return_value = [
@@ -376,7 +376,10 @@ def test_new_pem_under_the_same_name_replaces_after_the_new_record_exists() -> N
     assert [r["sys_id"] for r in result["removed"]] == ["1" * 32]
     names = [c[0] for c in client.mock_calls if c[0] in ("create", "delete")]
     assert names.index("create") < names.index("delete")
-    fingerprint = lambda c: c.fingerprint(hashes.SHA256()).hex(":").upper()  # noqa: E731
+
+    def fingerprint(cert: x509.Certificate) -> str:
+        return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
     assert diff["before"]["robot1/robot1 mTLS"]["sha256_fingerprint"] == fingerprint(
         old_cert
     )
@@ -406,7 +409,7 @@ def test_exclusive_deactivates_other_mappings_from_the_same_ca_only() -> None:
         sys_id
     ].public_bytes(serialization.Encoding.PEM)
 
-    changed, result, _ = user_cert.run(
+    changed, result, _ignored = user_cert.run(
         _params(
             {"user": "robot1", "name": "robot1 2027", "pem_content": _pem(current)},
             exclusive="deactivate",
@@ -464,7 +467,7 @@ def test_absent_with_only_the_certificate_matches_it_under_any_name() -> None:
         {"sys_id": "a" * 32, "table_sys_id": "2" * 32, "hash": _digest(cert)}
     ]
 
-    changed, result, _ = user_cert.run(
+    changed, result, _ignored = user_cert.run(
         {
             "mappings": [{"user": "robot1", "pem_content": _pem(cert)}],
             "state": "absent",
