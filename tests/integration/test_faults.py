@@ -331,9 +331,9 @@ def test_storms_of_429_and_503_complete_and_rerun_writes_nothing_twice(
     snow = snow_instance_factory(publish_delay=0.2, plugin_delay=0.2)
     fleet = Fleet.numbered(tmp_path, snow, 2, "storm")
     snow.inject(
-        status=429, count=8, path_prefix="/api/now/table", retry_after=1, every=2
+        status=429, count=4, path_prefix="/api/now/table", retry_after=1, every=2
     )
-    snow.inject(status=503, count=6, path_prefix="/api/now", every=3)
+    snow.inject(status=503, count=4, path_prefix="/api/now", every=3)
 
     stormed = provision(fleet, tmp_path)
     answered = collections.Counter(r["status"] for r in snow.requests())
