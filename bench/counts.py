@@ -214,7 +214,7 @@ def _provision(fleet: t.Any, tmp: Path, forks: int) -> subprocess.CompletedProce
 
 def _path_kind(path: str) -> str:
     """The path with a trailing sys_id or progress id folded, so requests group by kind."""
-    head, _, last = path.split("?")[0].rpartition("/")
+    head, _slash, last = path.split("?")[0].rpartition("/")
     return (
         f"{head}/{{id}}"
         if len(last) == 32 and all(c in "0123456789abcdef" for c in last)

@@ -284,7 +284,7 @@ def test_sigkill_mid_issuance_leaves_no_corrupt_file_and_next_run_converges(
         if started:
             os.killpg(proc.pid, signal.SIGKILL)
     finally:
-        output, _ = proc.communicate(timeout=60)
+        output, _errors = proc.communicate(timeout=60)
     assert started, f"the run ended before it could be killed:\n{output[-3000:]}"
     assert proc.returncode == -signal.SIGKILL
     assert complete_robots(fleet.certs) < len(fleet.robots), (
@@ -371,7 +371,7 @@ def test_instance_restarted_mid_run_fails_clearly_or_completes_and_rerun_converg
         if reached:
             snow.restart()
     finally:
-        output, _ = proc.communicate(timeout=240)
+        output, _errors = proc.communicate(timeout=240)
     assert reached, f"the run ended before the first user mapping:\n{output[-3000:]}"
     if proc.returncode != 0:
         assert_clear_failure(output)
