@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import typing as t
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
@@ -33,6 +34,8 @@ SCHEMA_VERSION = 1
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+# "info" says what was not checked; it is never a problem of a robot and never changes the status.
+PROBLEM_SEVERITIES = ("error", "warning")
 
 ROLES = ("client", "code_signing")
 ROLE_LABELS = {
@@ -44,7 +47,7 @@ ROLE_LABELS = {
 # Windows facts states; "skipped" is a robot declared without a Windows host.
 WINDOWS_STATES = ("checked", "unreachable", "failed", "skipped", "not_collected")
 
-# certlm's "Manage Private Keys" masks (REFERENCE 4), and the specific rights they come to once generic
+# certlm's "Manage Private Keys" masks, and the specific rights they come to once generic
 # bits are mapped, as win_key_acl and win_cert_info map them (plugins/module_utils/_RobotCertKeyAcl.psm1).
 READ_MASK = 0x80120089
 FULL_CONTROL_MASK = 0xD01F01FF
@@ -75,8 +78,15 @@ KINDS: dict[str, dict[str, str]] = {
     "cert_file_missing": {
         "severity": "error",
         "title": "Certificate file missing on the controller",
-        "message": "The {label} cannot be read on the controller: {reason}.",
+        "message": "The {label} is not on the controller: {reason}.",
         "action": "Run playbooks/provision.yml for this robot to issue it, or fix the path in the inventory.",
+    },
+    "cert_file_unreadable": {
+        "severity": "error",
+        "title": "Certificate file unreadable or damaged",
+        "message": "The {label} file {path} cannot be used: {reason}.",
+        "action": "Replace {path} with the robot's certificate (PEM or DER), for example by running playbooks/provision.yml "
+        "for this robot after moving the damaged file away, or make the file readable for the controller user.",
     },
     "ca_expired": {
         "severity": "error",
@@ -93,8 +103,15 @@ KINDS: dict[str, dict[str, str]] = {
     "ca_file_missing": {
         "severity": "error",
         "title": "Robot CA file missing on the controller",
-        "message": "The robot CA certificate cannot be read on the controller: {reason}.",
+        "message": "The robot CA certificate is not on the controller: {reason}.",
         "action": "Restore the CA files or run playbooks/provision.yml, which creates the CA once.",
+    },
+    "ca_file_unreadable": {
+        "severity": "error",
+        "title": "Robot CA file unreadable or damaged",
+        "message": "The robot CA certificate file {path} cannot be used: {reason}.",
+        "action": "Restore {path} from the CA's backup (the certificate the robots were issued with), or make it readable "
+        "for the controller user; do not create a new CA unless the old one is lost.",
     },
     "ca_not_registered": {
         "severity": "error",
@@ -116,9 +133,15 @@ KINDS: dict[str, dict[str, str]] = {
     },
     "servicenow_unavailable": {
         "severity": "warning",
-        "title": "ServiceNow not checked",
-        "message": "The ServiceNow facts could not be collected: {reason}.",
+        "title": "ServiceNow check failed",
+        "message": "The ServiceNow facts could not be collected: {reason}; the CA registration and the mappings were not checked.",
         "action": "Check the instance connection settings and credentials, then re-run this audit.",
+    },
+    "servicenow_not_checked": {
+        "severity": "info",
+        "title": "ServiceNow not checked",
+        "message": "ServiceNow was left out of this audit ({reason}); the CA registration and the mappings were not checked.",
+        "action": "To include it, run the audit with robot_certs_servicenow true (the default) and the instance settings.",
     },
     "mapping_missing": {
         "severity": "error",
@@ -155,6 +178,13 @@ KINDS: dict[str, dict[str, str]] = {
         "title": "Windows check failed",
         "message": "Reading the certificates on the robot's Windows host failed: {reason}.",
         "action": "Fix the cause named here (credentials, become, WinRM), then re-run this audit.",
+    },
+    "windows_not_checked": {
+        "severity": "info",
+        "title": "Windows host not checked",
+        "message": "No win_cert_info result was given for this robot; its certificate stores, private key and key ACL were not checked.",
+        "action": "To include it, run the audit with robot_certs_windows true (the default), or set robot_windows_host: false "
+        "for a robot without a Windows host.",
     },
     "windows_cert_missing": {
         "severity": "error",
@@ -195,17 +225,33 @@ _PURPOSE = {
 
 
 def load_certificate(path: str | None, *, what: str) -> dict[str, t.Any]:
-    """Facts of the first certificate in the controller file PATH; an unreadable file is a fact, not an error."""
+    """Facts of the first certificate in the controller file PATH; an unreadable file is a fact, not an error.
+
+    C(damaged) tells a file that exists but is not a readable certificate from one that is not there.
+    """
     if not path:
-        return {"path": None, "present": False, "error": "no path given"}
+        return {
+            "path": None,
+            "present": False,
+            "damaged": False,
+            "error": "no path given",
+        }
+    if not os.path.lexists(path):
+        return {
+            "path": path,
+            "present": False,
+            "damaged": False,
+            "error": f"{path} does not exist",
+        }
     try:
         certs = load_certificates(read_file(path, what=what), source=f"{what} {path!r}")
     except CertificateError as exc:
-        return {"path": path, "present": False, "error": str(exc)}
+        return {"path": path, "present": False, "damaged": True, "error": str(exc)}
     summary = cert_summary(certs[0])
     return {
         "path": path,
         "present": True,
+        "damaged": False,
         "error": None,
         "subject": summary["subject"],
         "issuer": summary["issuer"],
@@ -345,6 +391,12 @@ def _ca_findings(
 ) -> list[dict[str, t.Any]]:
     if not ca or not ca.get("present"):
         reason = (ca or {}).get("error") or "no CA path given"
+        if (ca or {}).get("damaged"):
+            return [
+                _finding(
+                    "ca_file_unreadable", None, "ca", path=ca["path"], reason=reason
+                )
+            ]
         return [_finding("ca_file_missing", None, "ca", reason=reason)]
     findings = _expiry_findings(ca, role="ca", robot=None, now=now, warn_days=warn_days)
     if not servicenow.get("collected"):
@@ -485,6 +537,8 @@ def _windows_findings(robot: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     if status == "failed":
         reason = windows.get("message") or "no reason given"
         return [_finding("host_check_failed", name, None, reason=reason)]
+    if status == "not_collected":
+        return [_finding("windows_not_checked", name, None)]
     if status != "checked":
         return []
     findings: list[dict[str, t.Any]] = []
@@ -548,7 +602,8 @@ def access_of(entries: t.Any, account: str | None) -> dict[str, bool] | None:
     """What ACL ENTRIES give ACCOUNT explicitly: {'read': bool, 'full_control': bool}, None if unknown.
 
     Matches the account by name (DOMAIN\\user or user, case-insensitive) or SID; deny entries and group
-    membership do not count, as for the key ACL module (REFERENCE 4).
+    membership do not count, as for the key ACL module: Windows grants key access per ACE, and the
+    robot's account is what the audit is about.
     """
     if entries is None or not account:
         return None
@@ -650,13 +705,19 @@ def build_report(
         raise CertificateError(
             f"robot names must be unique; {', '.join(duplicates)} appear more than once"
         )
-    snow = servicenow or {"collected": False, "error": "no ServiceNow facts were given"}
+    snow = servicenow or {
+        "collected": False,
+        "failed": False,
+        "error": "no snow_cert_info result was given",
+    }
 
     findings = _ca_findings(ca, snow, now=now, warn_days=warn_days)
     if not snow.get("collected"):
         findings.append(
             _finding(
-                "servicenow_unavailable",
+                "servicenow_unavailable"
+                if snow.get("failed")
+                else "servicenow_not_checked",
                 None,
                 None,
                 reason=snow.get("error") or "not collected",
@@ -672,14 +733,17 @@ def build_report(
                     facts, role=role, robot=robot["name"], now=now, warn_days=warn_days
                 )
             else:
-                reason = (facts or {}).get("error") or "no path given"
+                facts = facts or {}
                 own.append(
                     _finding(
-                        "cert_file_missing",
+                        "cert_file_unreadable"
+                        if facts.get("damaged")
+                        else "cert_file_missing",
                         robot["name"],
                         role,
                         label=ROLE_LABELS[role],
-                        reason=reason,
+                        path=facts.get("path"),
+                        reason=facts.get("error") or "no path given",
                     )
                 )
         own += _mapping_findings(robot, snow)
@@ -692,6 +756,7 @@ def build_report(
     fleet_problem = any(
         f["robot"] is None and f["severity"] == "error" for f in findings
     )
+    problems = [f for f in findings if f["severity"] in PROBLEM_SEVERITIES]
     summary = {
         "robots": len(robot_rows),
         # A fleet-wide error (the robot CA) stops every robot, so none is in order then.
@@ -700,7 +765,7 @@ def build_report(
         else sum(1 for r in robot_rows if not r["problems"]),
         "robots_with_problems": sum(1 for r in robot_rows if r["problems"]),
         "findings": counts,
-        "fleet_problems": sum(1 for f in findings if f["robot"] is None),
+        "fleet_problems": sum(1 for f in problems if f["robot"] is None),
         "status": "error"
         if counts["error"]
         else ("warning" if counts["warning"] else "ok"),
@@ -765,6 +830,7 @@ def _robot_row(
 ) -> dict[str, t.Any]:
     windows = robot.get("windows") or {}
     kinds = {f["kind"] for f in own}
+    problems = [f for f in own if f["severity"] in PROBLEM_SEVERITIES]
     if not snow.get("collected"):
         mapping = "not checked"
     elif kinds & {
@@ -791,9 +857,12 @@ def _robot_row(
             "status": windows.get("status") or "not_collected",
             "message": windows.get("message"),
         },
-        "problems": len(own),
+        "problems": len(problems),
+        "notes": len(own) - len(problems),
         "worst": min(
-            (f["severity"] for f in own), key=SEVERITY_RANK.__getitem__, default="ok"
+            (f["severity"] for f in problems),
+            key=SEVERITY_RANK.__getitem__,
+            default="ok",
         ),
     }
 
@@ -838,21 +907,99 @@ def _truthy(value: t.Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes", "active")
 
 
-def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
-    """ServiceNow facts from a registered snowrpa.robot_certs.snow_cert_info result."""
-    if not isinstance(result, dict) or not result:
-        return {"collected": False, "error": "snow_cert_info was not run"}
+def _type_name(value: t.Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _first_line(value: t.Any, fallback: str) -> str:
+    lines = str(value or "").strip().splitlines()
+    # ansible-core prefixes connection errors with "Task failed: ", which says nothing here.
+    return lines[0].removeprefix("Task failed: ") if lines else fallback
+
+
+def _registered_state(
+    result: dict[str, t.Any], success_keys: tuple[str, ...]
+) -> str | None:
+    """'skipped', 'unreachable' or 'failed' for a registered result that did not succeed, else None.
+
+    failed_when: false clears C(failed) on a failed run, but its result keeps C(msg) and lacks the keys
+    a successful run returns, so that combination is a failure too.
+    """
     if result.get("skipped"):
-        return {"collected": False, "error": "snow_cert_info was skipped"}
-    if result.get("failed") or result.get("unreachable"):
+        return "skipped"
+    if result.get("unreachable"):
+        return "unreachable"
+    if result.get("failed"):
+        return "failed"
+    if "msg" in result and not any(key in result for key in success_keys):
+        return "failed"
+    return None
+
+
+def _check_records(value: t.Any, option: str, elements: str) -> list[dict[str, t.Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise CertificateError(
+            f"{option} must be a list of {elements} (dicts) as the module returns it, got {_type_name(value)}; "
+            "pass the registered result unchanged"
+        )
+    return value
+
+
+_SNOW_SHAPE = (
+    "the registered result of snowrpa.robot_certs.snow_cert_info (a dict with the lists 'cas' and 'mappings'), "
+    "or omit it to leave ServiceNow out"
+)
+
+
+def servicenow_from_info(result: t.Any) -> dict[str, t.Any]:
+    """ServiceNow facts from a registered snowrpa.robot_certs.snow_cert_info result.
+
+    None or an empty dict means ServiceNow was left out; a value of another shape is an error, so that a
+    wrong variable never reads as "no CA record" or "no mapping".
+    """
+    if result is None or result == {}:
         return {
             "collected": False,
-            "error": str(result.get("msg") or "snow_cert_info failed"),
+            "failed": False,
+            "error": "no snow_cert_info result was given",
         }
-    cas = result.get("cas") or []
-    users = result.get("mappings") or []
+    if not isinstance(result, dict):
+        raise CertificateError(
+            f"servicenow_facts must be {_SNOW_SHAPE}; got a {_type_name(result)}"
+        )
+    state = _registered_state(result, ("cas", "mappings"))
+    if state == "skipped":
+        return {
+            "collected": False,
+            "failed": False,
+            "error": "snow_cert_info was skipped",
+        }
+    if state:
+        return {
+            "collected": False,
+            "failed": True,
+            "error": _first_line(result.get("msg"), f"snow_cert_info {state}"),
+        }
+    if "cas" not in result or "mappings" not in result:
+        keys = ", ".join(sorted(map(str, result))) or "none"
+        raise CertificateError(
+            f"servicenow_facts must be {_SNOW_SHAPE}; got a dict with the keys {keys}"
+        )
+    cas = _check_records(result["cas"], "servicenow_facts.cas", "CA records")
+    users = _check_records(
+        result["mappings"], "servicenow_facts.mappings", "mapping records"
+    )
+    for option, records in (("cas", cas), ("mappings", users)):
+        for record in records:
+            if "certificates" in record and record["certificates"] is not None:
+                _check_records(
+                    record["certificates"],
+                    f"servicenow_facts.{option}[].certificates",
+                    "certificates",
+                )
     return {
         "collected": True,
+        "failed": False,
         "error": None,
         "cas": [
             {
@@ -896,30 +1043,61 @@ def _store_role(store: t.Any) -> str | None:
     )
 
 
-def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
+def _check_windows_runs(result: t.Any, option: str) -> list[dict[str, t.Any]]:
+    """The registered win_cert_info results in RESULT (one, or a list of them), checked for their shape."""
+    shape = (
+        "the registered result of snowrpa.robot_certs.win_cert_info (a dict with 'store' and the list "
+        "'certificates'), a list of such results, or omitted"
+    )
+    runs = result if isinstance(result, list) else [result]
+    for run_result in runs:
+        if run_result is None or run_result == {}:
+            continue
+        if not isinstance(run_result, dict):
+            raise CertificateError(
+                f"{option} must be {shape}; got a {_type_name(run_result)}"
+            )
+        if _registered_state(run_result, ("store", "certificates")):
+            continue
+        if "store" not in run_result or "certificates" not in run_result:
+            keys = ", ".join(sorted(map(str, run_result))) or "none"
+            raise CertificateError(
+                f"{option} must be {shape}; got a dict with the keys {keys}"
+            )
+        _check_records(
+            run_result["certificates"], f"{option}.certificates", "certificates"
+        )
+    return [r for r in runs if isinstance(r, dict) and r]
+
+
+def windows_from_info(
+    result: t.Any, *, windows_host: bool, option: str = "windows_facts"
+) -> dict[str, t.Any]:
     """Windows facts of one robot from its registered win_cert_info result, or a list of them (one per store).
 
     The worst outcome wins: one unreachable run makes the host unreachable, one failed run a failed check.
+    A value of another shape is an error (OPTION names it), even for a robot without a Windows host.
     """
+    runs = _check_windows_runs(result, option)
     if not windows_host:
         return {
             "status": "skipped",
             "message": "the robot is declared without a Windows host",
         }
-    runs = result if isinstance(result, list) else [result]
-    ran = [r for r in runs if isinstance(r, dict) and r and not r.get("skipped")]
+    states = {id(r): _registered_state(r, ("store", "certificates")) for r in runs}
+    ran = [r for r in runs if states[id(r)] != "skipped"]
     if not ran:
         return {"status": "not_collected", "message": None}
-    for state, flag, fallback in (
-        ("unreachable", "unreachable", "host unreachable"),
-        ("failed", "failed", "win_cert_info failed"),
+    for state, fallback in (
+        ("unreachable", "host unreachable"),
+        ("failed", "win_cert_info failed"),
     ):
-        bad = [r for r in ran if r.get(flag)]
+        bad = [r for r in ran if states[id(r)] == state]
         if bad:
-            lines = str(bad[0].get("msg") or "").strip().splitlines()
-            # ansible-core prefixes connection errors with "Task failed: ", which says nothing here.
-            first = lines[0].removeprefix("Task failed: ") if lines else fallback
-            return {"status": state, "message": first}
+            return {
+                "status": state,
+                "message": _first_line(bad[0].get("msg"), fallback),
+            }
     certificates = []
     checked: set[str] = set()
     for run_result in ran:
@@ -932,7 +1110,8 @@ def windows_from_info(result: t.Any, *, windows_host: bool) -> dict[str, t.Any]:
                     "role": cert.get("role") or role,
                     "thumbprint": normalise_thumbprint(cert.get("thumbprint")),
                     "subject": cert.get("subject"),
-                    # HasPrivateKey only says a key property exists; key_usable says the key opens (REFERENCE 4).
+                    # HasPrivateKey only says a key property exists, not that the key opens; key_usable
+                    # says it opened and signed.
                     "has_private_key": cert.get(
                         "key_usable", cert.get("has_private_key")
                     ),
@@ -967,6 +1146,7 @@ def collect(params: dict[str, t.Any]) -> dict[str, t.Any]:
                 "windows": windows_from_info(
                     robot.get("windows_facts"),
                     windows_host=robot.get("windows_host", True),
+                    option=f"robots[{robot['name']}].windows_facts",
                 ),
             }
         )
@@ -1040,6 +1220,7 @@ __all__ = (
     "ARGUMENT_SPEC",
     "FULL_CONTROL_MASK",
     "KINDS",
+    "PROBLEM_SEVERITIES",
     "READ_MASK",
     "ROLES",
     "SCHEMA_VERSION",

@@ -100,7 +100,8 @@ td.robot { white-space:nowrap; font-weight:600; }
 .legend span { display:inline-block; margin-right:16px; }
 .sw { display:inline-block; width:14px; height:10px; border-radius:2px; margin-right:5px; vertical-align:middle; }
 .thumb { font-family:ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:11.5px;
-  color:var(--muted); word-break:break-all; margin-top:2px; }
+  color:var(--muted); margin-top:2px; }
+.thumb span { white-space:nowrap; }
 code, .mono { font-family:ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12.5px; }
 .small { font-size:13px; color:var(--muted); }
 footer { margin-top:30px; color:var(--muted); font-size:13px; }
@@ -115,6 +116,43 @@ def _e(value: t.Any) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _robots_count(count: int) -> str:
+    return _plural(count, "robot")
+
+
+def _scope(report: dict[str, t.Any]) -> tuple[list[str], list[str]]:
+    """What the audit compared, and what it could not: the headline never claims more than was checked."""
+    robots = report["robots"]
+    windows = [r["windows"]["status"] for r in robots]
+    checked = ["certificates valid"]
+    if report["servicenow"]["collected"]:
+        checked.append("mapped in ServiceNow")
+    not_checked = []
+    if robots and all(w == "checked" for w in windows):
+        checked.append("installed as expected on their Windows hosts")
+    elif "checked" in windows:
+        checked.append(
+            f"installed as expected on the {_plural(windows.count('checked'), 'Windows host')} checked"
+        )
+    for status, why in (
+        ("skipped", "no Windows host"),
+        ("not_collected", "no Windows facts given"),
+    ):
+        if status in windows:
+            not_checked.append(
+                f"Windows stores not checked for {_robots_count(windows.count(status))} ({why})"
+            )
+    if not report["servicenow"]["collected"]:
+        not_checked.append("ServiceNow not checked")
+    return checked, not_checked
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 2:
+        return " and ".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _banner(report: dict[str, t.Any]) -> str:
@@ -141,8 +179,17 @@ def _banner(report: dict[str, t.Any]) -> str:
         kind = "warning"
     else:
         who = "The robot is" if robots == 1 else f"All {robots} robots are"
-        text = f"{who} in order: certificates valid, mapped and installed as expected."
+        checked, not_checked = _scope(report)
+        text = f"{who} in order: " + "; ".join([_join(checked), *not_checked]) + "."
         kind = "ok"
+    if kind != "ok":
+        _checked, not_checked = _scope(report)
+        if not_checked:
+            text += (
+                " Not checked: "
+                + "; ".join(not_checked).replace(" not checked", "")
+                + "."
+            )
     return f'<div class="banner {kind}" role="status">{_e(text)}</div>'
 
 
@@ -372,10 +419,16 @@ def _expiry_cell(cert: dict[str, t.Any]) -> str:
 
 
 def _thumb(cert: dict[str, t.Any]) -> str:
-    if not cert.get("thumbprint"):
+    """The thumbprint in blocks of 8 digits that never break inside: a narrow column wraps between blocks."""
+    thumbprint = cert.get("thumbprint")
+    if not thumbprint:
         return ""
+    blocks = " ".join(
+        f"<span>{_e(thumbprint[i : i + 8])}</span>"
+        for i in range(0, len(thumbprint), 8)
+    )
     return (
-        f'<div class="thumb" title="Windows thumbprint">{_e(cert["thumbprint"])}</div>'
+        f'<div class="thumb" title="Windows thumbprint {_e(thumbprint)}">{blocks}</div>'
     )
 
 

@@ -15,11 +15,13 @@ description:
     controller's files, compares them with the ServiceNow records (the result of M(snowrpa.robot_certs.snow_cert_info))
     and with what each robot's Windows host holds (results of M(snowrpa.robot_certs.win_cert_info)), and lists every
     problem found, most severe first, each in plain words with the robot it concerns and what to do.
-  - "Problems found: certificate expired or expiring within O(warn_days); certificate file missing on the controller;
-    robot CA not registered, inactive or not published in ServiceNow; ServiceNow mapping missing, inactive or for a
+  - "Problems found: certificate expired or expiring within O(warn_days); certificate file missing on the controller, or
+    unreadable or damaged; robot CA not registered, inactive or not published in ServiceNow; ServiceNow mapping missing, inactive or for a
     different certificate; Windows host unreachable or its check failed; certificate not installed on the robot or a
     different one installed; private key missing on the robot; robot account without Read on the client key, or with
     Full control."
+  - A source that was left out (no O(servicenow_facts), no O(robots[].windows_facts)) is reported as a note (severity
+    V(info)) saying it was not checked, never as a problem; the page's headline names what was checked and what was not.
   - Writes the report as JSON (O(json_path)) and as one HTML page (O(html_path)) with summary counts, the problems and a
     timeline of expiry dates per robot with today's date and the warning window marked. The page has inline CSS and SVG,
     no scripts and no external links, so it can be mailed or archived as it is.
@@ -65,8 +67,14 @@ options:
         description:
           - The registered result of M(snowrpa.robot_certs.win_cert_info) for this robot, including a failed or
             unreachable result (run it with C(ignore_unreachable) and C(failed_when=false)).
-          - An unreachable result is reported as "Windows host unreachable", a failed one as "Windows check failed".
-          - Omitted or skipped means the host was not checked; no Windows problem is reported for it.
+          - A list of such results is accepted too (one per store, as C(playbooks/audit.yml) passes them).
+          - An unreachable result is reported as "Windows host unreachable", a failed one (also one registered with
+            C(failed_when=false), which keeps its C(msg)) as "Windows check failed".
+          - Omitted, V({}) or skipped means the host was not checked - a note "Windows host not checked" (severity
+            V(info)), no Windows problem. Ignored when O(robots[].windows_host=false).
+          - Any other value must be a dict with C(store) and the list C(certificates) (the RETURN of
+            M(snowrpa.robot_certs.win_cert_info)), or a list of them; a value of another shape fails the task, naming the
+            robot.
         type: raw
   ca_cert_path:
     description:
@@ -75,7 +83,12 @@ options:
   servicenow_facts:
     description:
       - The registered result of M(snowrpa.robot_certs.snow_cert_info) (run once for the fleet).
-      - Omitted, skipped or failed gives one warning "ServiceNow not checked" and no mapping or CA registration checks.
+      - Omitted, V({}) or skipped gives one note "ServiceNow not checked" (severity V(info)) and no mapping or CA
+        registration checks.
+      - Failed or unreachable (also registered with C(failed_when=false), which keeps its C(msg)) gives one warning
+        "ServiceNow check failed" with the first line of the message, and no mapping or CA registration checks.
+      - Any other value must be a dict with the lists C(cas) and C(mappings) (the RETURN of
+        M(snowrpa.robot_certs.snow_cert_info)); a value of another shape fails the task.
     type: raw
   warn_days:
     description:
@@ -128,15 +141,17 @@ notes:
   - A ServiceNow record is matched to a controller certificate by its SHA-1 thumbprint when the record carries one, else by
     subject, issuer and expiry date.
   - A robot CA record counts as published when its C(publish_status) is V(exists), and a mapping's user is matched by
-    C(user_name). These column names and values are [infer] (see REFERENCE.md section 5 and docs/servicenow-api.md); they
-    are read in one place, C(plugins/module_utils/_report.py) C(servicenow_from_info).
+    C(user_name). These column names and values are [infer] (ServiceNow does not document the tables
+    C(sys_ca_certificate) and C(sys_user_certificate); see docs/servicenow-api.md); they are read in one place,
+    C(plugins/module_utils/_report.py) C(servicenow_from_info).
   - On Windows, the client certificate is looked for in C(LocalMachine\\My) and the code-signing certificate in the robot
     user's C(CurrentUser\\My). Only certificates with the robot's subject count when telling "a different certificate"
     from "not installed", since those stores hold unrelated certificates too.
   - Key ACL rights are compared as certlm's "Manage Private Keys" masks, Read C(0x80120089) and Full control C(0xD01F01FF),
-    with generic rights mapped (REFERENCE.md section 4).
-  - Severities are C(error) (the robot cannot log in or sign now, or cannot be checked) and C(warning) (it will break soon
-    or has more rights than it needs).
+    with generic rights mapped to the specific key rights they grant, as M(snowrpa.robot_certs.win_key_acl) does.
+  - Severities are C(error) (the robot cannot log in or sign now, or cannot be checked), C(warning) (it will break soon,
+    has more rights than it needs, or ServiceNow could not be read) and C(info) (a source was left out and not checked;
+    not a problem, it changes neither C(summary.status) nor the robots' problem counts).
 seealso:
   - module: snowrpa.robot_certs.snow_cert_info
   - module: snowrpa.robot_certs.win_cert_info
@@ -187,19 +202,21 @@ summary:
       description: Robots audited.
       type: int
     robots_ok:
-      description: Robots without any problem; none while a fleet-wide error (the robot CA) stops every robot.
+      description:
+        - Robots without any problem (notes of severity V(info) do not count); none while a fleet-wide error (the robot CA)
+          stops every robot.
       type: int
     robots_with_problems:
-      description: Robots with at least one problem of their own.
+      description: Robots with at least one problem (V(error) or V(warning)) of their own.
       type: int
     findings:
-      description: "Number of problems per severity: C(error), C(warning), C(info)."
+      description: "Number of findings per severity: C(error), C(warning), C(info) (notes of what was not checked)."
       type: dict
     fleet_problems:
-      description: Problems that concern the whole fleet, such as the robot CA or ServiceNow.
+      description: Problems (V(error) or V(warning)) that concern the whole fleet, such as the robot CA or ServiceNow.
       type: int
     status:
-      description: V(error), V(warning) or V(ok), the most severe problem found.
+      description: V(error), V(warning) or V(ok), the most severe problem found; V(info) notes leave it V(ok).
       type: str
     fleet_blocked:
       description: Whether a fleet-wide error (the robot CA) affects every robot.
@@ -225,13 +242,14 @@ summary:
     expired: 0
     unreachable: 1
 findings:
-  description: Every problem, most severe first, then fleet-wide before per-robot, then by robot name.
+  description:
+    - Every problem and note, most severe first (V(info) last), then fleet-wide before per-robot, then by robot name.
   returned: always
   type: list
   elements: dict
   contains:
     severity:
-      description: V(error) or V(warning).
+      description: V(error), V(warning) or V(info).
       type: str
     kind:
       description: A stable identifier of the problem, for example V(mapping_missing) or V(key_acl_no_read).
@@ -262,8 +280,8 @@ findings:
 report:
   description:
     - The whole JSON document, as written to O(json_path) - C(schema_version), C(title), C(now), C(warn_days), C(summary),
-      C(ca), C(servicenow), C(robots) (per robot its certificates with expiry and days left, mapping and Windows status, and
-      its number of problems) and C(findings).
+      C(ca), C(servicenow), C(robots) (per robot its certificates with expiry and days left, mapping and Windows status, its
+      number of problems and of notes) and C(findings).
   returned: always
   type: dict
 json_path:

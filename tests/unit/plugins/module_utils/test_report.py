@@ -684,3 +684,185 @@ def test_run_refuses_one_path_for_both(pki: Pki, tmp_path: Path) -> None:
     ):
         _report.run(options, check_mode=False)
     assert not (tmp_path / "out").exists()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("servicenow_facts", {"foo": 1}, r"^servicenow_facts .*'cas'.*'mappings'"),
+        ("servicenow_facts", "garbage", r"^servicenow_facts .*got a str"),
+        ("servicenow_facts", {"cas": "x", "mappings": []}, r"^servicenow_facts\.cas "),
+        ("windows_facts", "garbage", r"^robots\[robot01\]\.windows_facts .*got a str"),
+        ("windows_facts", {"foo": 1}, r"^robots\[robot01\]\.windows_facts .*'store'"),
+        (
+            "windows_facts",
+            [{"store": "LocalMachine\\My", "certificates": [7]}],
+            "certificates",
+        ),
+    ],
+)
+def test_facts_of_the_wrong_shape_fail_with_one_line(
+    pki: Pki, tmp_path: Path, option: str, value: t.Any, expected: str
+) -> None:
+    options = params(pki, tmp_path)
+    if option == "windows_facts":
+        options["robots"][0].update(windows_host=True, windows_facts=value)
+    else:
+        options[option] = value
+
+    with pytest.raises(CertificateError, match=expected) as caught:
+        _report.run(options, check_mode=False)
+
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_omitted_facts_mean_not_checked_never_a_problem(
+    pki: Pki, tmp_path: Path
+) -> None:
+    options = params(pki, tmp_path)
+    options["robots"][0].update(
+        windows_host=True,
+        windows_facts=None,
+        client_cert_path=pki.leaf("robot01-ok", days_left=300, cn="robot01"),
+    )
+    options["servicenow_facts"] = None
+
+    _changed, result, _diff, _warnings = _report.run(options, check_mode=False)
+
+    report = result["report"]
+    assert [(f["severity"], f["kind"]) for f in report["findings"]] == [
+        ("info", "servicenow_not_checked"),
+        ("info", "windows_not_checked"),
+    ]
+    assert report["summary"]["status"] == "ok"
+    assert report["summary"]["findings"] == {"error": 0, "warning": 0, "info": 2}
+    assert report["summary"]["robots_ok"] == 1
+    assert report["robots"][0]["problems"] == 0
+    assert report["robots"][0]["servicenow_mapping"] == "not checked"
+    assert report["robots"][0]["windows"]["status"] == "not_collected"
+
+
+@pytest.mark.parametrize("skipped", [{"skipped": True, "changed": False}, {}])
+def test_skipped_servicenow_is_not_checked(
+    pki: Pki, tmp_path: Path, skipped: dict[str, t.Any]
+) -> None:
+    options = params(pki, tmp_path)
+    options["servicenow_facts"] = skipped
+
+    _changed, result, _diff, _warnings = _report.run(options, check_mode=True)
+
+    found = [f["kind"] for f in result["findings"]]
+    assert "servicenow_not_checked" in found
+    assert "ca_not_registered" not in found and "mapping_missing" not in found
+
+
+def test_failure_registered_with_failed_when_false_is_not_a_record_problem(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """failed_when: false clears 'failed' but the result keeps msg and lacks the success keys."""
+    options = params(pki, tmp_path)
+    options["servicenow_facts"] = {
+        "changed": False,
+        "failed": False,
+        "failed_when_result": False,
+        "msg": "HTTP Error 401: Unauthorized",
+    }
+    options["robots"][0].update(
+        windows_host=True,
+        windows_facts=[
+            {
+                "changed": False,
+                "failed": False,
+                "failed_when_result": False,
+                "msg": "become failed",
+            },
+            {"skipped": True},
+        ],
+    )
+
+    _changed, result, _diff, _warnings = _report.run(options, check_mode=True)
+
+    found = {f["kind"]: f for f in result["findings"]}
+    assert set(found) == {
+        "servicenow_unavailable",
+        "host_check_failed",
+        "cert_expiring",
+    }
+    assert "401" in found["servicenow_unavailable"]["message"]
+    assert "become failed" in found["host_check_failed"]["message"]
+
+
+def test_damaged_certificate_file_has_its_own_finding(pki: Pki, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.pem"
+    damaged.write_text(
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+    )
+    entry = robot(pki, "robot01")
+    entry["client"] = _report.load_certificate(str(damaged), what="client certificate")
+    entry["code_signing"] = _report.load_certificate(
+        str(tmp_path / "gone.pem"), what="code-signing certificate"
+    )
+    ca = _report.load_certificate(str(damaged), what="CA certificate")
+
+    report = _report.build_report(
+        robots=[entry], ca=ca, servicenow=None, now=NOW, warn_days=30
+    )
+
+    by_kind = {f["kind"]: f for f in report["findings"]}
+    assert (
+        by_kind["cert_file_unreadable"]["title"]
+        == "Certificate file unreadable or damaged"
+    )
+    assert str(damaged) in by_kind["cert_file_unreadable"]["message"]
+    assert str(damaged) in by_kind["cert_file_unreadable"]["action"]
+    assert by_kind["cert_file_missing"]["certificate"] == "code_signing"
+    assert "does not exist" in by_kind["cert_file_missing"]["message"]
+    assert (
+        by_kind["ca_file_unreadable"]["title"] == "Robot CA file unreadable or damaged"
+    )
+    assert "ca_file_missing" not in by_kind
+    # openssl agrees the file is not a certificate.
+    assert (
+        subprocess.run(
+            ["openssl", "x509", "-in", str(damaged), "-noout"], capture_output=True
+        ).returncode
+        != 0
+    )
+
+
+def test_docs_list_every_kind_with_its_severity() -> None:
+    doc = (REPO_ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
+    listed: dict[str, str] = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if (
+            len(cells) == 3
+            and cells[0].startswith("`")
+            and cells[1]
+            in (
+                *_report.SEVERITIES,
+                *(f"{a}, {b}" for a in _report.SEVERITIES for b in _report.SEVERITIES),
+            )
+        ):
+            names = [n.strip(" `") for n in cells[0].split(",")]
+            severities = [s.strip() for s in cells[1].split(",")]
+            if len(severities) == 1:
+                severities *= len(names)
+            listed.update(zip(names, severities, strict=True))
+
+    assert listed == {kind: spec["severity"] for kind, spec in _report.KINDS.items()}
+    for severity in _report.SEVERITIES:
+        assert f"*{severity}*" in doc.lower()
+
+
+def test_docs_state_facts_instead_of_citing_a_file_outside_the_collection() -> None:
+    for path in (
+        "docs/audit.md",
+        "plugins/modules/fleet_report.py",
+        "playbooks/audit.yml",
+    ):
+        assert "REFERENCE" not in (REPO_ROOT / path).read_text(encoding="utf-8"), path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import html
 import html.parser
 import typing as t
 from pathlib import Path
@@ -159,3 +160,54 @@ def test_page_is_deterministic_and_calm_when_all_is_well(tmp_path: Path) -> None
     text = "".join(parse(first).text)
     assert "The robot is in order" in text
     assert "No problems found." in text
+
+
+def _banner_text(page: bytes) -> str:
+    text = page.decode("utf-8")
+    start = text.index('role="status">') + len('role="status">')
+    return html.unescape(text[start : text.index("</div>", start)])
+
+
+def test_headline_says_what_was_checked(tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    robots = [robot(pki, f"robot0{i}") for i in range(1, 6)]
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+
+    skipped = _report.build_report(
+        robots=robots, ca=ca, servicenow=healthy_snow(ca, robots), now=NOW, warn_days=30
+    )
+    for entry in robots:
+        entry["windows"] = installed(entry)
+    checked = _report.build_report(
+        robots=robots, ca=ca, servicenow=healthy_snow(ca, robots), now=NOW, warn_days=30
+    )
+    no_snow = _report.build_report(
+        robots=robots, ca=ca, servicenow=None, now=NOW, warn_days=30
+    )
+
+    assert _banner_text(render_html(skipped)) == (
+        "All 5 robots are in order: certificates valid and mapped in ServiceNow; "
+        "Windows stores not checked for 5 robots (no Windows host)."
+    )
+    assert _banner_text(render_html(checked)) == (
+        "All 5 robots are in order: certificates valid, mapped in ServiceNow "
+        "and installed as expected on their Windows hosts."
+    )
+    assert _banner_text(render_html(no_snow)) == (
+        "All 5 robots are in order: certificates valid and installed as expected "
+        "on their Windows hosts; ServiceNow not checked."
+    )
+
+
+def test_thumbprints_wrap_only_between_groups_of_eight(tmp_path: Path) -> None:
+    report = fleet(tmp_path)
+    thumbprint = report["robots"][0]["certificates"]["client"]["thumbprint"]
+
+    page = render_html(report).decode("utf-8")
+
+    groups = [thumbprint[i : i + 8] for i in range(0, 40, 8)]
+    assert "".join(parse(page.encode()).text).count(" ".join(groups)) == 1
+    css = page[page.index("<style>") : page.index("</style>")]
+    thumb_rule = css[css.index(".thumb {") : css.index("}", css.index(".thumb {"))]
+    assert "break-all" not in thumb_rule and "overflow-wrap" not in thumb_rule
+    assert ".thumb span { white-space:nowrap; }" in css
