@@ -908,7 +908,22 @@ def _truthy(value: t.Any) -> bool:
 
 
 def _type_name(value: t.Any) -> str:
-    return "null" if value is None else type(value).__name__
+    """A YAML user's word for VALUE's type; ansible-core hands over tagged subclasses of the builtins."""
+    if value is None:
+        return "null"
+    for kind, name in (
+        (bool, "boolean"),
+        (int, "number"),
+        (float, "number"),
+        (str, "string"),
+        (bytes, "string"),
+        (dict, "dict"),
+        (list, "list"),
+        (tuple, "list"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _first_line(value: t.Any, fallback: str) -> str:

@@ -215,6 +215,14 @@ def _cards(report: dict[str, t.Any]) -> str:
     return '<div class="cards">' + "".join(cells) + "</div>"
 
 
+def _problems_heading(report: dict[str, t.Any]) -> str:
+    counts = report["summary"]["findings"]
+    text = f"Problems ({counts['error'] + counts['warning']}), most severe first"
+    if counts["info"]:
+        text += f", then {_plural(counts['info'], 'note')} on what was not checked"
+    return f'<h2 id="problems">{_e(text)}</h2>'
+
+
 def _problems(report: dict[str, t.Any]) -> str:
     findings = report["findings"]
     if not findings:
@@ -496,7 +504,7 @@ def render_html(report: dict[str, t.Any]) -> bytes:
         f"&middot; warning window {report['warn_days']} days</p>",
         _banner(report),
         _cards(report),
-        f'<h2 id="problems">Problems ({len(report["findings"])}), most severe first</h2>',
+        _problems_heading(report),
         _problems(report),
         '<h2 id="timeline">Expiry timeline</h2>',
         _timeline(report),

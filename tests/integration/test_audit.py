@@ -432,3 +432,90 @@ def test_rerun_changes_nothing_and_check_mode_writes_nothing(
     assert other_day.rc != 0
     assert "the audit found problems needing action: " in other_day.stdout
     assert "Traceback" not in other_day.stdout + other_day.stderr
+
+
+def test_left_out_or_failed_sources_are_never_false_problems(
+    fleet: AuditFleet, first_run: PlaybookRun, tmp_path: Path
+) -> None:
+    """A wrong ServiceNow password (registered with failed_when: false) and Windows left out."""
+    assert first_run.rc == 0, first_run.stdout + first_run.stderr
+    report_dir = tmp_path / "report"
+    instance = dict(fleet.extra_vars["servicenow_cba_instance"], password="wrong")
+
+    run = audit(
+        fleet,
+        tmp_path,
+        extra_vars={
+            "servicenow_cba_instance": instance,
+            "robot_certs_windows": False,
+            "robot_certs_report_dir": str(report_dir),
+        },
+    )
+
+    assert run.rc == 0, run.stdout + run.stderr
+    document = json.loads((report_dir / "robot-certs-audit.json").read_text("utf-8"))
+    found = [(f["severity"], f["robot"], f["kind"]) for f in document["findings"]]
+    assert ("warning", None, "servicenow_unavailable") in found
+    assert ("info", "robot06", "windows_not_checked") in found
+    assert not {k for _s, _r, k in found} & {
+        "ca_not_registered",
+        "ca_not_published",
+        "mapping_missing",
+    }
+    snow = next(
+        f for f in document["findings"] if f["kind"] == "servicenow_unavailable"
+    )
+    assert "401" in snow["message"] and "\n" not in snow["message"]
+    page = (report_dir / "robot-certs-audit.html").read_text("utf-8")
+    banner = page[page.index('role="status">') :].split("</div>", 1)[0]
+    assert "Not checked: " in banner
+    assert "Windows stores for 1 robot (no Windows facts given)" in banner
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_facts_of_another_shape_stop_the_task_with_one_line(
+    fleet: AuditFleet, tmp_path: Path
+) -> None:
+    report = tmp_path / "never.json"
+    play = tmp_path / "bad-facts.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Report from facts of the wrong shape",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Write the fleet report",
+                            "snowrpa.robot_certs.fleet_report": {
+                                "robots": [
+                                    {
+                                        "name": "robot01",
+                                        "client_cert_path": str(
+                                            fleet.certs / "robot01" / "client.pem"
+                                        ),
+                                        "windows_facts": "garbage",
+                                    }
+                                ],
+                                "servicenow_facts": {"foo": 1},
+                                "json_path": str(report),
+                            },
+                        }
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+
+    run = run_playbook(play, tmp_path=tmp_path)
+
+    assert run.rc != 0
+    message = run.task("Write the fleet report")["msg"]
+    assert message.startswith(
+        "robots[robot01].windows_facts must be the registered result of snowrpa.robot_certs.win_cert_info"
+    )
+    assert message.endswith("; got a string") and "\n" not in message
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not report.exists()

@@ -693,9 +693,13 @@ REPO_ROOT = Path(__file__).resolve().parents[4]
     ("option", "value", "expected"),
     [
         ("servicenow_facts", {"foo": 1}, r"^servicenow_facts .*'cas'.*'mappings'"),
-        ("servicenow_facts", "garbage", r"^servicenow_facts .*got a str"),
+        ("servicenow_facts", "garbage", r"^servicenow_facts .*got a string"),
         ("servicenow_facts", {"cas": "x", "mappings": []}, r"^servicenow_facts\.cas "),
-        ("windows_facts", "garbage", r"^robots\[robot01\]\.windows_facts .*got a str"),
+        (
+            "windows_facts",
+            "garbage",
+            r"^robots\[robot01\]\.windows_facts .*got a string",
+        ),
         ("windows_facts", {"foo": 1}, r"^robots\[robot01\]\.windows_facts .*'store'"),
         (
             "windows_facts",

@@ -211,3 +211,31 @@ def test_thumbprints_wrap_only_between_groups_of_eight(tmp_path: Path) -> None:
     thumb_rule = css[css.index(".thumb {") : css.index("}", css.index(".thumb {"))]
     assert "break-all" not in thumb_rule and "overflow-wrap" not in thumb_rule
     assert ".thumb span { white-space:nowrap; }" in css
+
+
+def test_notes_are_listed_but_not_counted_as_problems(tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    robots = [robot(pki, "robot01")]
+    robots[0]["windows"] = {"status": "not_collected", "message": None}
+    ca = _report.load_certificate(pki.ca_path, what="CA certificate")
+
+    page = parse(
+        render_html(
+            _report.build_report(
+                robots=robots, ca=ca, servicenow=None, now=NOW, warn_days=30
+            )
+        )
+    )
+
+    text = "".join(page.text)
+    assert (
+        "Problems (0), most severe first, then 2 notes on what was not checked" in text
+    )
+    assert [r["kind"] for r in page.rows] == [
+        "servicenow_not_checked",
+        "windows_not_checked",
+    ]
+    assert all("info" in r["class"] for r in page.rows)
+    assert (
+        "The robot is in order: certificates valid; Windows stores not checked" in text
+    )
