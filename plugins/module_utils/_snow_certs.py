@@ -96,6 +96,14 @@ def read_pem(path: str | None, content: str | None, *, source: str) -> PemInput:
     return PemInput(certs, canonical, hashlib.sha256(canonical).hexdigest(), source)
 
 
+def leaf_only(pem: PemInput) -> PemInput:
+    """PEM reduced to its first certificate, with content and digest of that certificate alone."""
+    content = pki.cert_pem(pem.certs[0])
+    return PemInput(
+        pem.certs[:1], content, hashlib.sha256(content).hexdigest(), pem.source
+    )
+
+
 def cert_facts(cert: t.Any, digest: str | None = None) -> dict[str, t.Any]:
     """Public facts of a certificate for returns and diffs, with validity in the instance's own format."""
     summary = pki.cert_summary(cert)
@@ -452,6 +460,7 @@ __all__ = (
     "group_attachments",
     "has_digest",
     "is_sys_id",
+    "leaf_only",
     "parse_attachment",
     "read_pem",
     "record_view",

@@ -98,10 +98,7 @@ def _wanted(params: dict[str, t.Any]) -> list[Wanted]:
             pem = certs.read_pem(
                 item.get("pem_path"), item.get("pem_content"), source=source
             )
-            if len(pem.certs) != 1:
-                raise CertificateError(
-                    f"{source} holds {len(pem.certs)} certificates; map the robot's own certificate only, the CA is registered separately"
-                )
+            pem = _leaf_of_chain(pem, check=present)
             if present:
                 certs.check_current(pem, what="certificate")
         elif present:
@@ -121,9 +118,45 @@ def _wanted(params: dict[str, t.Any]) -> list[Wanted]:
                 f"mappings list names user {user!r} with mapping name {name!r} twice"
             )
         seen.add((user, name or (pem.digest if pem else "")))
+        if present and pem is not None:
+            _check_client_auth(pem, f"{user}/{name}")
         active = item.get("active")
         wanted.append(Wanted(user, name, True if active is None else bool(active), pem))
     return wanted
+
+
+def _leaf_of_chain(pem: certs.PemInput, *, check: bool) -> certs.PemInput:
+    """The leaf of a PEM that holds the leaf followed by its issuers (cert_export's pem_path), refusing anything else."""
+    if len(pem.certs) == 1:
+        return pem
+    leaf, rest = pem.certs[0], pem.certs[1:]
+    _issuers, unrelated = pki.split_chain(leaf, rest)
+    if unrelated or pki.is_ca(leaf):
+        raise CertificateError(
+            f"{pem.source} holds {len(pem.certs)} certificates that are not the robot's certificate followed by its issuers; "
+            "give the robot's own certificate, optionally followed by the CAs that issued it, and nothing else"
+        )
+    if check:
+        # Each link signed by the next and each issuer a CA, in the order given.
+        pki.verify_chain(leaf, rest)
+    # Only the leaf is mapped: the issuers are registered as CA records with snow_ca_register.
+    return certs.leaf_only(pem)
+
+
+def _check_client_auth(pem: certs.PemInput, key: str) -> None:
+    """Refuse a certificate that the robot can never present in a mutual TLS handshake."""
+    leaf = pem.certs[0]
+    subject = leaf.subject.rfc4514_string()
+    if pki.is_ca(leaf):
+        raise CertificateError(
+            f"mapping {key}: {subject!r} is a CA certificate (basicConstraints CA:TRUE), which no robot presents to log in; "
+            "map the robot's client_auth certificate and register CAs with snowrpa.robot_certs.snow_ca_register"
+        )
+    if not pki.cert_allows_purpose(leaf, "client_auth"):
+        raise CertificateError(
+            f"mapping {key}: {subject!r} lacks the client authentication EKU (or the digitalSignature key usage), so it is "
+            "never sent in the TLS handshake; use the robot's client_auth certificate"
+        )
 
 
 def _default_name(pem: certs.PemInput) -> str:

@@ -794,3 +794,127 @@ def test_a_refused_insert_leaves_no_orphan_attachment(
         for r in logged
     )
     assert snapshot(fleet.snow) == before
+
+
+CHAIN_AND_CODE_SIGNING = """---
+- name: Export a chain PEM and issue a code-signing certificate
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Export the robot's chain PEM for ServiceNow and its PKCS#12
+      snowrpa.robot_certs.cert_export:
+        certificate_path: "{{ out_dir }}/chainbot.pem"
+        privatekey_path: "{{ out_dir }}/chainbot.key"
+        chain_paths:
+          - "{{ pki_dir }}/ca.pem"
+        purpose: client_auth
+        pem_path: "{{ out_dir }}/chainbot-chain.pem"
+        pkcs12_path: "{{ out_dir }}/chainbot.p12"
+        pkcs12_passphrase: "{{ pfx_passphrase }}"
+
+    - name: Issue a code-signing certificate from the robot CA
+      snowrpa.robot_certs.cert_generate:
+        path: "{{ out_dir }}/signer.pem"
+        privatekey_path: "{{ out_dir }}/signer.key"
+        purpose: code_signing
+        subject:
+          common_name: chainbot
+          organization_name: Test Org
+        issuer_cert_path: "{{ pki_dir }}/ca.pem"
+        issuer_privatekey_path: "{{ pki_dir }}/ca.key"
+"""
+
+
+def test_chain_pem_from_cert_export_is_accepted_and_unusable_certificates_refused(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    fleet.snow.create_robot_users(["chainbot"])
+    robot = make_leaf("chainbot", fleet.ca)
+    (tmp_path / "chainbot.pem").write_text(pem(robot.cert))
+    (tmp_path / "chainbot.key").write_text(key_pem(robot.key))
+    book = tmp_path / "chain.yml"
+    book.write_text(CHAIN_AND_CODE_SIGNING)
+    made = playbook(
+        book,
+        extra_vars={
+            "pki_dir": str(fleet.work),
+            "out_dir": str(tmp_path),
+            "pfx_passphrase": PFX_PASSPHRASE,
+        },
+    )
+    assert made.rc == 0, made.stdout + made.stderr
+    chain = tmp_path / "chainbot-chain.pem"
+    # openssl sees the leaf followed by its CA, as cert_export documents for ServiceNow.
+    bundle = subprocess.run(
+        ["openssl", "crl2pkcs7", "-nocrl", "-certfile", str(chain)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    listed = subprocess.run(
+        ["openssl", "pkcs7", "-print_certs", "-noout"],
+        input=bundle,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    assert listed.count("subject=") == 2
+    before = snapshot(fleet.snow)
+    variables = {
+        "sn": fleet.vars["sn"],
+        "mappings": [
+            {"user": "chainbot", "name": "chainbot mTLS", "pem_path": str(chain)}
+        ],
+    }
+
+    # The chain PEM is accepted; only the leaf is attached, and the robot logs in with it.
+    mapped = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+    assert mapped.rc == 0, mapped.stdout + mapped.stderr
+    assert mapped.task("Map the robots")["mappings"][0]["action"] == "created"
+    record = next(
+        r
+        for r in table(fleet.snow, "sys_user_certificate")
+        if r["name"] == "chainbot mTLS"
+    )
+    attached = [
+        a for a in attachments(fleet.snow) if a["table_sys_id"] == record["sys_id"]
+    ]
+    content = _download(fleet.snow, attached[0]["sys_id"])
+    assert content.count(b"BEGIN CERTIFICATE") == 1
+    assert x509.load_pem_x509_certificate(content) == robot.cert
+    assert (
+        fleet.snow.login_with_pkcs12(tmp_path / "chainbot.p12", PFX_PASSPHRASE)
+        == "chainbot"
+    )
+    fleet.snow.clear_requests()
+    again = playbook(PLAYBOOKS / "user_cert.yml", extra_vars=variables)
+    assert again.rc == 0 and again.task("Map the robots")["changed"] is False
+    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+
+    # Certificates that no robot presents in a TLS handshake are refused before any request.
+    fleet.snow.clear_requests()
+    for name, path in (
+        ("signer", tmp_path / "signer.pem"),
+        ("ca", fleet.work / "ca.pem"),
+    ):
+        refused = playbook(
+            PLAYBOOKS / "user_cert.yml",
+            extra_vars={
+                "sn": fleet.vars["sn"],
+                "mappings": [{"user": "chainbot", "name": name, "pem_path": str(path)}],
+            },
+        )
+        message = refused.task("Map the robots")["msg"]
+        assert refused.rc != 0 and "\n" not in message
+        assert message.startswith(f"mapping chainbot/{name}: ")
+        assert "client_auth certificate" in message
+    assert api_requests(fleet.snow) == []
+
+    removed = playbook(
+        PLAYBOOKS / "user_cert.yml",
+        extra_vars=dict(variables, mapping_state="absent"),
+    )
+    assert removed.rc == 0 and snapshot(fleet.snow) == before

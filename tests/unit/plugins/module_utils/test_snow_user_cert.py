@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _snow_user_cert as user_cert,
@@ -27,6 +27,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client i
 
 NOW = datetime.datetime.now(datetime.UTC)
 CA_KEY = ec.generate_private_key(ec.SECP256R1())
+CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def _cert(
@@ -36,6 +37,7 @@ def _cert(
     key: t.Any = CA_KEY,
     expired: bool = False,
     ca: bool = False,
+    eku: list[x509.ObjectIdentifier] | None = CLIENT_AUTH,
 ) -> tuple[t.Any, x509.Certificate]:
     own = CA_KEY if ca else ec.generate_private_key(ec.SECP256R1())
     end = (
@@ -43,7 +45,7 @@ def _cert(
         if expired
         else NOW + datetime.timedelta(days=30)
     )
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
@@ -52,9 +54,10 @@ def _cert(
         .not_valid_before(NOW - datetime.timedelta(days=2))
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
-    return own, cert
+    if eku is not None and not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return own, builder.sign(key, hashes.SHA256())
 
 
 CA_CERT = _cert("Robot CA", ca=True)[1]
@@ -479,3 +482,152 @@ def test_absent_with_only_the_certificate_matches_it_under_any_name() -> None:
     # The record named like the certificate's CN but holding another certificate stays.
     assert changed and [r["sys_id"] for r in result["removed"]] == ["2" * 32]
     client.delete.assert_called_once_with("sys_user_certificate", "2" * 32)
+
+
+def test_chain_pem_from_cert_export_maps_the_leaf_only() -> None:
+    client = _new_mapping_client()
+    client.attach.return_value = {"sys_id": "e" * 32}
+    client.create.side_effect = lambda table, fields: dict(fields)
+    cert = _cert("robot1")[1]
+
+    changed, result, _diff = user_cert.run(
+        _params(
+            {
+                "user": "robot1",
+                "name": "robot1 mTLS",
+                "pem_content": _pem(cert) + _pem(CA_CERT),
+            }
+        ),
+        client,
+        False,
+    )
+
+    assert changed is True and result["mappings"][0]["action"] == "created"
+    content = client.attach.call_args.args[3]
+    assert content == cert.public_bytes(serialization.Encoding.PEM)
+    assert result["mappings"][0]["subject"] == "CN=robot1"
+
+
+def test_chain_pem_of_an_unchanged_mapping_matches_by_the_leaf() -> None:
+    cert = _cert("robot1")[1]
+    client = _client()
+    client.list_in.return_value = [_record("1" * 32, "robot1", "robot1 mTLS")]
+    client.list_attachments.return_value = [
+        {"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(cert)}
+    ]
+    client.list_records.return_value = [
+        {"sys_id": "c" * 32, "name": "Robot CA", "publish_status": "exists"}
+    ]
+    client.attachment_content.return_value = CA_CERT.public_bytes(
+        serialization.Encoding.PEM
+    )
+
+    changed, result, _diff = user_cert.run(
+        _params(
+            {
+                "user": "robot1",
+                "name": "robot1 mTLS",
+                "pem_content": _pem(cert) + _pem(CA_CERT),
+            }
+        ),
+        client,
+        False,
+    )
+
+    assert changed is False and result["mappings"][0]["action"] == "unchanged"
+    assert _writes(client) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(lambda: _cert("robot2")[1], id="another-leaf"),
+        pytest.param(
+            lambda: _cert(
+                "Other CA",
+                ca=True,
+                issuer="Other CA",
+                key=ec.generate_private_key(ec.SECP256R1()),
+            )[1],
+            id="unrelated-ca",
+        ),
+    ],
+)
+def test_chain_pem_with_an_unrelated_certificate_is_refused_before_any_request(
+    extra: t.Callable[[], x509.Certificate],
+) -> None:
+    client = _client()
+    cert = _cert("robot1")[1]
+
+    with pytest.raises(
+        CertificateError,
+        match="holds 2 certificates that are not the robot's certificate followed by its issuers",
+    ):
+        user_cert.run(
+            _params(
+                {
+                    "user": "robot1",
+                    "name": "r",
+                    "pem_content": _pem(cert) + _pem(extra()),
+                }
+            ),
+            client,
+            False,
+        )
+
+    assert client.mock_calls == []
+
+
+def test_chain_pem_with_the_ca_first_is_refused() -> None:
+    client = _client()
+
+    with pytest.raises(CertificateError, match="followed by its issuers"):
+        user_cert.run(
+            _params(
+                {
+                    "user": "robot1",
+                    "name": "r",
+                    "pem_content": _pem(CA_CERT) + _pem(_cert("robot1")[1]),
+                }
+            ),
+            client,
+            False,
+        )
+
+    assert client.mock_calls == []
+
+
+@pytest.mark.parametrize(
+    ("cert", "match"),
+    [
+        pytest.param(
+            _cert("robot1", eku=[ExtendedKeyUsageOID.CODE_SIGNING])[1],
+            r"mapping robot1/r: 'CN=robot1' lacks the client authentication EKU .* never sent in the TLS handshake; "
+            "use the robot's client_auth certificate",
+            id="code-signing",
+        ),
+        pytest.param(
+            _cert("robot1", eku=None)[1],
+            "lacks the client authentication EKU",
+            id="no-eku",
+        ),
+        pytest.param(
+            CA_CERT,
+            r"mapping robot1/r: 'CN=Robot CA' is a CA certificate .*map the robot's client_auth certificate",
+            id="ca",
+        ),
+    ],
+)
+def test_certificate_unusable_for_mutual_tls_is_refused_before_any_request(
+    cert: x509.Certificate, match: str
+) -> None:
+    client = _client()
+
+    with pytest.raises(CertificateError, match=match):
+        user_cert.run(
+            _params({"user": "robot1", "name": "r", "pem_content": _pem(cert)}),
+            client,
+            False,
+        )
+
+    assert client.mock_calls == []
