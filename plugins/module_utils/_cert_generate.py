@@ -90,6 +90,12 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         raise CertificateError(
             f"renew_before_days must be 0 or more, got {params['renew_before_days']}"
         )
+    if params["valid_days"] <= params["renew_before_days"]:
+        # A new certificate would already be due for renewal, so every run would issue another one.
+        raise CertificateError(
+            f"valid_days {params['valid_days']} must be greater than renew_before_days {params['renew_before_days']};"
+            " raise valid_days or lower renew_before_days"
+        )
     _pki.check_key_options(key_type, key_size, curve)
     subject = _pki.build_subject(params.get("subject"))
     san = _pki.parse_san(params.get("subject_alt_names"))
@@ -108,15 +114,19 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     cert_bytes = _files.read_optional(cert_path, what="path")
     old_cert = None
     if cert_bytes is not None:
+        remedy = "fix or remove the file, or set force: true to replace it"
         try:
-            old_cert = _pki.load_certificate(
-                cert_bytes, source=f"existing path {cert_path!r}"
+            found = _pki.load_certificates(
+                cert_bytes, source=f"existing path {cert_path!r}", remedy=remedy
             )
-        except CertificateError as exc:
-            if not params["force"]:
+            if len(found) != 1:
                 raise CertificateError(
-                    f"{exc}; fix or remove the file, or set force: true to replace it"
-                ) from None
+                    f"existing path {cert_path!r} holds {len(found)} certificates where one is expected; {remedy}"
+                )
+            old_cert = found[0]
+        except CertificateError:
+            if not params["force"]:
+                raise
 
     reasons: list[str] = []
     key = None
@@ -128,12 +138,11 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
                 passphrase if _is_encrypted(key_bytes) else None,
                 source=f"existing privatekey_path {key_path!r}",
                 validate=False,
+                or_else="set force: true to replace key and certificate",
             )
-        except CertificateError as exc:
+        except CertificateError:
             if not params["force"]:
-                raise CertificateError(
-                    f"{exc}; or set force: true to replace key and certificate"
-                ) from None
+                raise
         if params["force"]:
             reasons.append("force")
             key = None
@@ -160,7 +169,11 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
             valid_days=params["valid_days"],
             issuer_cert=issuer_cert,
         )
-        if _pki.expires_within(cert, params["renew_before_days"]):
+        # A leaf cut short to end with its issuer cannot get a later end date from that issuer,
+        # so renewing it would only change the serial on every run; the CA's renewal is the fix.
+        if _pki.expires_within(cert, params["renew_before_days"]) and not _ends_with(
+            cert, issuer_cert
+        ):
             differences.append(
                 f"certificate expires within {params['renew_before_days']} days"
             )
@@ -196,6 +209,10 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         if not new_key:
             reasons.append("private key protection changed")
     cert_out = _pki.cert_pem(cert)
+    if _ends_with(cert, issuer_cert) and _pki.expires_within(
+        cert, params["renew_before_days"]
+    ):
+        warnings.append(_issuer_expiry_warning(issuer_cert))
     writes = [
         _files.PlannedWrite(key_path, key_out, _files.SECRET_MODE, secret=True),
         _files.PlannedWrite(cert_path, cert_out, _files.PUBLIC_MODE),
@@ -238,6 +255,19 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         "after": dict(summary),
     }
     return changed, result, diff, warnings
+
+
+def _ends_with(cert: t.Any, issuer_cert: t.Any) -> bool:
+    """True when CERT was cut short to end together with ISSUER_CERT."""
+    return (
+        issuer_cert is not None
+        and cert.not_valid_after_utc == issuer_cert.not_valid_after_utc
+    )
+
+
+def _issuer_expiry_warning(issuer_cert: t.Any) -> str:
+    end = issuer_cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"issuer CA {issuer_cert.subject.rfc4514_string()} expires on {end}; renew the CA"
 
 
 def _is_encrypted(key_bytes: bytes) -> bool:

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - reported through _pki.HAS_CRYPTOGRAPHY
     pass
 
 PROFILES = ("modern", "legacy")
-# Windows 10 / Server 2019 (build 17763) is the first build that imports AES-256 PKCS#12 (REFERENCE.md section 3).
+# Windows 10 / Server 2019 (build 17763) is the first build that imports AES-256 PKCS#12; older ones call it a wrong password.
 MODERN_MIN_OS_BUILD = 17763
 # OpenSSL's default iteration count; Windows and Java open these quickly, and re-reading for idempotency stays cheap.
 KDF_ROUNDS = 2048
@@ -372,16 +372,16 @@ def load_pkcs12(
             continue
         except Exception:
             raise CertificateError(
-                f"{source} is a damaged or unsupported PKCS#12 file"
+                f"{source} is a damaged or unsupported PKCS#12 file; export it again as a .pfx/.p12 file"
             ) from None
     if parsed is None:
-        hint = (
-            "wrong pkcs12 passphrase"
-            if passphrase
-            else "the file is password protected; give its passphrase"
-        )
+        if passphrase:
+            raise CertificateError(
+                f"cannot open {source}: wrong pkcs12 passphrase, or an encryption cryptography cannot read;"
+                " give the passphrase the file was exported with"
+            )
         raise CertificateError(
-            f"cannot open {source}: {hint} (or an unsupported encryption)"
+            f"cannot open {source}: the file is password protected; give its passphrase"
         )
 
     key = parsed.key
@@ -402,7 +402,7 @@ def load_pkcs12(
         )
         if leaf_entry is None:
             raise CertificateError(
-                f"{source} holds a private key that matches none of its certificates"
+                f"{source} holds a private key that matches none of its certificates; export the certificate together with its own key"
             )
     else:
         leaf_entry = parsed.cert or entries[0]

@@ -68,6 +68,8 @@ BACKDATE = datetime.timedelta(minutes=5)
 PURPOSES = ("client_auth", "code_signing", "ca")
 KEY_TYPES = ("rsa", "ecdsa")
 MIN_RSA_KEY_SIZE = 2048
+# The sizes Windows CNG, KeyStore Explorer and AD CS templates offer; odd sizes only cause interop trouble.
+RSA_KEY_SIZES = (2048, 3072, 4096)
 
 CURVES: dict[str, t.Any] = {}
 PURPOSE_EKU: dict[str, x509.ObjectIdentifier] = {}
@@ -286,17 +288,30 @@ def _passphrase_bytes(passphrase: str | None) -> bytes | None:
 
 
 def load_private_key(
-    data: bytes, passphrase: str | None, *, source: str, validate: bool = True
+    data: bytes,
+    passphrase: str | None,
+    *,
+    source: str,
+    validate: bool = True,
+    or_else: str | None = None,
 ) -> PrivateKeyTypes:
     """Load a PEM (or DER) private key, with one-line errors naming SOURCE.
 
     VALIDATE=False skips cryptography's RSA consistency check (a fraction of a second per key);
     callers that do so compare the key with its certificate and call check_key before using it.
+    OR_ELSE is a second remedy (such as force: true) joined to each message's own one.
     """
+
+    def fail(problem: str, remedy: str) -> CertificateError:
+        return CertificateError(
+            f"{problem}; {remedy}" + (f", or {or_else}" if or_else else "")
+        )
+
     is_pem = b"-----BEGIN" in data
     if is_pem and b"PRIVATE KEY-----" not in data:
-        raise CertificateError(
-            f"{source} is not a PEM private key (no PRIVATE KEY block); give the key file"
+        raise fail(
+            f"{source} is not a PEM private key (no PRIVATE KEY block)",
+            "give the key file",
         )
     loader = (
         serialization.load_pem_private_key
@@ -311,25 +326,30 @@ def load_private_key(
         )
     except TypeError as exc:
         if "not encrypted" in str(exc):
-            raise CertificateError(
-                f"{source} is not encrypted, but a passphrase was given; drop the passphrase"
+            raise fail(
+                f"{source} is not encrypted, but a passphrase was given",
+                "drop the passphrase",
             ) from None
-        raise CertificateError(f"{source} is encrypted; give its passphrase") from None
-    except ValueError as exc:
+        raise fail(f"{source} is encrypted", "give its passphrase") from None
+    except ValueError:
         if (
             is_pem
             and (b"ENCRYPTED" in data or b"Proc-Type: 4,ENCRYPTED" in data)
             and passphrase
         ):
-            raise CertificateError(
-                f"cannot decrypt {source}: wrong passphrase"
+            raise fail(
+                f"cannot decrypt {source}: wrong passphrase",
+                "give the passphrase the key was written with",
             ) from None
-        raise CertificateError(
-            f"{source} is not a valid private key ({_reason(exc)})"
+        # cryptography's text here names parser internals, not what is wrong with the file.
+        raise fail(
+            f"{source} is not a valid private key (truncated, damaged or an unknown format)",
+            "give a complete PEM or DER private key file",
         ) from None
     except Exception as exc:
-        raise CertificateError(
-            f"{source} is not a valid private key ({_reason(exc)})"
+        raise fail(
+            f"{source} holds a key this library cannot read ({_reason(exc)})",
+            "use an RSA or ECDSA key",
         ) from None
     if not isinstance(
         key,
@@ -340,8 +360,9 @@ def load_private_key(
             ed448.Ed448PrivateKey,
         ),
     ):
-        raise CertificateError(
-            f"{source} holds an unsupported key type ({type(key).__name__}); use RSA or ECDSA"
+        raise fail(
+            f"{source} holds an unsupported key type ({type(key).__name__})",
+            "use RSA or ECDSA",
         )
     return key
 
@@ -375,34 +396,43 @@ def private_key_block(data: bytes) -> bytes | None:
     return found.group(0) + b"\n" if found else None
 
 
-def load_certificates(data: bytes, *, source: str) -> list[x509.Certificate]:
-    """All certificates of a PEM bundle (or one DER certificate), in file order."""
+CERTIFICATE_REMEDY = "give a complete PEM or DER certificate file"
+
+
+def load_certificates(
+    data: bytes, *, source: str, remedy: str = CERTIFICATE_REMEDY
+) -> list[x509.Certificate]:
+    """All certificates of a PEM bundle (or one DER certificate), in file order.
+
+    REMEDY ends the error message, so callers with another way out (force: true) say that instead.
+    """
     if b"-----BEGIN" in data:
         if b"-----BEGIN CERTIFICATE-----" not in data:
-            raise CertificateError(
-                f"{source} has no CERTIFICATE block; give a PEM certificate file"
-            )
+            raise CertificateError(f"{source} has no CERTIFICATE block; {remedy}")
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
+        except ValueError:
+            # cryptography's text names ASN.1 parser internals that tell a user nothing.
             raise CertificateError(
-                f"{source} is not a valid PEM certificate ({_reason(exc)}); check the file is complete"
+                f"{source} is not a valid PEM/DER certificate (truncated or damaged); {remedy}"
             ) from None
         return certs
     try:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise CertificateError(
-            f"{source} is neither a PEM nor a DER certificate; give a PEM certificate file"
+            f"{source} is not a valid PEM/DER certificate (truncated or damaged); {remedy}"
         ) from None
 
 
-def load_certificate(data: bytes, *, source: str) -> x509.Certificate:
+def load_certificate(
+    data: bytes, *, source: str, remedy: str = CERTIFICATE_REMEDY
+) -> x509.Certificate:
     """The single certificate in DATA."""
-    certs = load_certificates(data, source=source)
+    certs = load_certificates(data, source=source, remedy=remedy)
     if len(certs) != 1:
         raise CertificateError(
-            f"{source} holds {len(certs)} certificates where one is expected; put the chain into chain_paths"
+            f"{source} holds {len(certs)} certificates where one is expected; give a file with one certificate"
         )
     return certs[0]
 
@@ -431,7 +461,13 @@ def build_subject(subject: dict[str, t.Any] | None) -> x509.Name:
                 f"subject.{field} is {len(value)} characters long; the limit is {_SUBJECT_MAX[field]}"
             )
         if field == "email_address" and not value.isascii():
-            raise CertificateError(f"subject.email_address {value!r} must be ASCII")
+            raise CertificateError(
+                f"subject.email_address {value!r} must be ASCII; IDNA-encode the domain"
+            )
+        if field == "email_address" and not is_email_address(value):
+            raise CertificateError(
+                f"subject.email_address {value!r} is not valid; expected {_SAN_EXPECTED['email']}"
+            )
         attributes.append(x509.NameAttribute(oid, value))
     unknown = sorted(set(subject or {}) - set(SUBJECT_FIELDS))
     if unknown:
@@ -449,15 +485,91 @@ def _utf8_string_der(value: str) -> bytes:
     return b"\x0c" + bytes([0x80 | len(length)]) + length + encoded
 
 
+# RFC 1034 3.5 preferred name syntax, with RFC 1123 2.1 allowing a leading digit.
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# RFC 5322 3.2.3 dot-atom: the local part of an addr-spec without quoted strings.
+_DOT_ATOM = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+)
+# RFC 3986 3.1 scheme and 3.2 authority; after it only characters a URI may hold (2.1 %HH, 2.2, 2.3).
+_URI = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|%[0-9A-Fa-f]{2})*@)?"
+    r"(?P<host>[A-Za-z0-9.-]+)(?::[0-9]{1,5})?"
+    r"(?P<rest>[/?#](?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?"
+)
+_SAN_EXPECTED = {
+    "email": "an e-mail address local@domain (RFC 5322 addr-spec)",
+    "upn": "a user principal name local@domain, for example robot01@example.com",
+    "uri": "a URI with a scheme and a fully qualified host, for example https://rpa.example.com/robot01 (RFC 3986, RFC 5280 4.2.1.6)",
+    "dns": "a host name of letters, digits and hyphens between dots, for example robot01.example.com",
+}
+
+
+def is_dns_name(value: str) -> bool:
+    """True for a DNS name in preferred name syntax (no trailing dot, no wildcard)."""
+    labels = value.split(".")
+    return len(value) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def is_email_address(value: str) -> bool:
+    """True for an RFC 5322 addr-spec of the shape local@domain (dot-atom local part, DNS domain)."""
+    local, sep, domain = value.rpartition("@")
+    return bool(sep) and bool(_DOT_ATOM.fullmatch(local)) and is_dns_name(domain)
+
+
+def _is_upn(value: str) -> bool:
+    # A UPN is a UTF8String, so the local part may be non-ASCII; it is never blank, nor holds @ or spaces.
+    local, sep, domain = value.rpartition("@")
+    return (
+        bool(sep and local)
+        and not any(c.isspace() or c == "@" for c in local)
+        and is_dns_name(domain)
+    )
+
+
+def _is_uri(value: str) -> bool:
+    # RFC 5280 4.2.1.6 wants a fully qualified host in a URI with an authority; pkilint also refuses URIs
+    # without one (urn:...), so only scheme://host... is accepted.
+    found = _URI.fullmatch(value)
+    if found is None:
+        return False
+    host = found.group("host")
+    return "." in host and is_dns_name(host)
+
+
+_SAN_CHECKS: dict[str, t.Callable[[str], bool]] = {
+    "email": is_email_address,
+    "upn": _is_upn,
+    "uri": _is_uri,
+    "dns": is_dns_name,
+}
+
+
 def parse_san(entries: list[str] | None) -> list[x509.GeneralName]:
     """General names from prefixed entries: email:, upn:, uri:, dns:."""
     names: list[x509.GeneralName] = []
     for entry in entries or []:
         prefix, sep, value = str(entry).partition(":")
         prefix = prefix.strip().lower()
-        if not sep or not value:
+        if not sep or not prefix:
             raise CertificateError(
                 f"subject_alt_names entry {entry!r} needs a prefix: email:, upn:, uri: or dns:"
+            )
+        if prefix not in _SAN_CHECKS:
+            raise CertificateError(
+                f"subject_alt_names entry {entry!r} has unknown prefix {prefix!r}; use email:, upn:, uri: or dns:"
+            )
+        if not value.strip():
+            raise CertificateError(
+                f"subject_alt_names entry {entry!r} has an empty value; give {_SAN_EXPECTED[prefix]} after {prefix}:"
+            )
+        if prefix in ("email", "dns", "uri") and not value.isascii():
+            raise CertificateError(
+                f"subject_alt_names entry {entry!r} must be ASCII; IDNA-encode host names and percent-encode URIs"
+            )
+        if not _SAN_CHECKS[prefix](value):
+            raise CertificateError(
+                f"subject_alt_names entry {entry!r} is not valid; expected {_SAN_EXPECTED[prefix]}"
             )
         try:
             if prefix == "email":
@@ -470,20 +582,12 @@ def parse_san(entries: list[str] | None) -> list[x509.GeneralName]:
                 )
             elif prefix == "uri":
                 names.append(x509.UniformResourceIdentifier(value))
-            elif prefix == "dns":
-                names.append(x509.DNSName(value))
             else:
-                raise CertificateError(
-                    f"subject_alt_names entry {entry!r} has unknown prefix {prefix!r}; use email:, upn:, uri: or dns:"
-                )
-        except (ValueError, TypeError) as exc:
+                names.append(x509.DNSName(value))
+        except (ValueError, TypeError):
             raise CertificateError(
-                f"subject_alt_names entry {entry!r} is not valid ({_reason(exc)})"
+                f"subject_alt_names entry {entry!r} is not valid; expected {_SAN_EXPECTED[prefix]}"
             ) from None
-        if prefix in ("email", "dns", "uri") and not value.isascii():
-            raise CertificateError(
-                f"subject_alt_names entry {entry!r} must be ASCII (IDNA-encode host names)"
-            )
     return names
 
 
@@ -539,13 +643,9 @@ def check_key_options(key_type: str, key_size: int, curve: str) -> None:
         raise CertificateError(
             f"key_type {key_type!r} is not supported; use rsa or ecdsa"
         )
-    if key_type == "rsa" and key_size < MIN_RSA_KEY_SIZE:
+    if key_type == "rsa" and key_size not in RSA_KEY_SIZES:
         raise CertificateError(
-            f"key_size {key_size} is too small for RSA; use {MIN_RSA_KEY_SIZE} or more"
-        )
-    if key_type == "rsa" and key_size > 16384:
-        raise CertificateError(
-            f"key_size {key_size} is too large for RSA; use 2048, 3072 or 4096"
+            f"key_size {key_size} is not supported for RSA; use 2048, 3072 or 4096"
         )
     if key_type == "ecdsa" and curve not in CURVES:
         raise CertificateError(
@@ -612,7 +712,7 @@ def _signature_hash(
 
 
 def key_usage_for(purpose: str, public_key: PublicKeyTypes) -> x509.KeyUsage:
-    """Key usage of the profile (REFERENCE.md section 2)."""
+    """Key usage of the profile: CAs sign certificates and CRLs, leaves sign; RSA client keys also encipher for TLS."""
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     return x509.KeyUsage(
         digital_signature=purpose != "ca",
@@ -813,7 +913,7 @@ def verify_chain(
     now: datetime.datetime | None = None,
 ) -> None:
     """Fail unless LEAF, then each CHAIN certificate, is signed by the next one and none has expired."""
-    names = ["certificate"] + [
+    names = ["the certificate"] + [
         f"chain certificate {i + 1} ({c.subject.rfc4514_string()})"
         for i, c in enumerate(chain)
     ]
@@ -829,7 +929,7 @@ def verify_chain(
             parent = everything[index + 1]
             if not is_issued_by(cert, parent):
                 raise CertificateError(
-                    f"{names[index + 1]} did not issue {names[index]}; give the chain of this certificate only"
+                    f"{names[index + 1]} did not issue {names[index]}; give only the chain of this certificate"
                 )
             if not is_ca(parent):
                 raise CertificateError(
@@ -846,6 +946,8 @@ __all__ = (
     "KEY_TYPES",
     "MINIMUM_CRYPTOGRAPHY_VERSION",
     "MIN_RSA_KEY_SIZE",
+    "RSA_KEY_SIZES",
+    "CERTIFICATE_REMEDY",
     "PURPOSES",
     "PURPOSE_EKU",
     "require_cryptography",
@@ -868,6 +970,8 @@ __all__ = (
     "find_leaf",
     "generate_private_key",
     "is_ca",
+    "is_dns_name",
+    "is_email_address",
     "is_issued_by",
     "is_self_signed",
     "key_matches_options",

@@ -12,7 +12,7 @@ short_description: Issue and renew a robot's key and certificate (client authent
 version_added: 0.1.0
 description:
   - Makes a private key and an X.509 certificate in one task, the way KeyStore Explorer does for ServiceNow RPA Hub
-    robots (steps 1 to 5 in REFERENCE.md section 1), with the profiles of REFERENCE.md section 2.
+    robots (generate the key pair, fill in the subject, pick the extensions, sign), with one profile per robot use.
   - O(purpose=client_auth) gives the Unattended Robot's mutual TLS certificate (EKU clientAuth, key usage
     digitalSignature, plus keyEncipherment for RSA). O(purpose=code_signing) gives Design Studio's package signing
     certificate (EKU codeSigning, key usage digitalSignature). O(purpose=ca) gives a robot CA (basicConstraints CA:TRUE,
@@ -77,12 +77,19 @@ options:
         description: Two-letter ISO 3166 country code (C), for example C(DE).
         type: str
       email_address:
-        description: E-mail address in the subject; it is also added as an C(email:) subject alternative name.
+        description:
+          - E-mail address in the subject; it is also added as an C(email:) subject alternative name.
+          - Must be an ASCII address of the shape C(local@domain) (RFC 5322 addr-spec without quoted local parts).
         type: str
   subject_alt_names:
     description:
       - Subject alternative names, each with a prefix - C(email:) (rfc822Name), C(upn:) (Microsoft user principal name,
         otherName 1.3.6.1.4.1.311.20.2.3), C(uri:) or C(dns:).
+      - Each value is checked before anything is written. C(email:) takes C(local@domain) (RFC 5322 addr-spec, ASCII).
+        C(upn:) takes C(local@domain) where the domain is a host name; the local part may be non-ASCII. C(uri:) takes
+        an absolute URI with a scheme and a fully qualified host, such as C(https://rpa.example.com/robot01) (RFC 3986;
+        C(urn:) names are refused because pkilint reports them). C(dns:) takes a host name of letters, digits and
+        hyphens between dots (RFC 1034 preferred name syntax, no wildcard, ASCII; IDNA-encode other names).
     type: list
     elements: str
     default: []
@@ -102,7 +109,8 @@ options:
     default: rsa
   key_size:
     description:
-      - RSA key size in bits; 2048 or more.
+      - RSA key size in bits, one of 2048, 3072 or 4096; other sizes are refused.
+      - Ignored for O(key_type=ecdsa).
     type: int
     default: 2048
   curve:
@@ -115,11 +123,15 @@ options:
     description:
       - Validity of a new certificate in days from now. A certificate never outlives its issuer; it ends with the issuer then.
       - Changing it renews the certificate.
+      - Must be greater than O(renew_before_days); otherwise a new certificate would be due for renewal at once and every
+        run would issue another one.
     type: int
     default: 365
   renew_before_days:
     description:
       - Renew the certificate when it expires within this many days.
+      - A certificate that ends together with its issuer (because the issuer expires first) is kept even inside this
+        window, with a warning to renew the issuer CA; a renewal by the same CA could not end any later.
     type: int
     default: 30
   issuer_cert_path:
@@ -159,7 +171,7 @@ attributes:
 notes:
   - Serial numbers are random and positive, at most 159 bits; signatures use SHA-256 or stronger.
   - A private robot CA is the default design because ServiceNow blocks self-signed certificates for certificate-based
-    authentication by default (REFERENCE.md section 2, KB0993615); no switch to allow them is documented.
+    authentication by default (KB0993615); no switch to allow them is documented.
   - An existing key file that cannot be read with O(privatekey_passphrase), or an existing certificate file that is not a
     certificate, stops the task instead of being replaced, unless O(force=true).
   - The issuer key is decrypted only when a certificate has to be signed, which keeps unchanged fleet runs fast; a wrong

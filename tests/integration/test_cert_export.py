@@ -491,8 +491,8 @@ def test_bad_input_fails_in_one_line(
         "Write into a folder below a file": "is not a directory",
         "Give the key of another certificate": "does not match the certificate",
         "Ask for code signing with a client certificate": "is not valid for purpose code_signing",
-        "Give a chain that did not issue the certificate": "did not issue certificate",
-        "Give a malformed PEM certificate": "is not a valid PEM certificate",
+        "Give a chain that did not issue the certificate": "did not issue the certificate",
+        "Give a malformed PEM certificate": "is not a valid PEM/DER certificate (truncated or damaged)",
     }
     # rc 0: every task failed as its failed_when expects.
     assert run.rc == 0, run.stdout + run.stderr

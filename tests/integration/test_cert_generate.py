@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import run_playbook
+from tests.unit.plugins.module_utils.pki_fixtures import age_certificate
 
 PLAYBOOKS = Path(__file__).parent / "playbooks" / "certs"
 VENV_BIN = Path(sys.executable).parent
@@ -171,14 +174,41 @@ def test_renewal_inside_renew_before_days(
     tmp_path: Path, playbook: t.Callable[..., t.Any]
 ) -> None:
     out = tmp_path / "pki"
-    first = playbook(
-        PLAYBOOKS / "generate.yml",
-        extra_vars={"out_dir": str(out), "leaf_valid_days": 10},
-    )
+    variables = {"out_dir": str(out), "leaf_valid_days": 40}
+    first = playbook(PLAYBOOKS / "generate.yml", extra_vars=variables)
     assert first.rc == 0, first.stdout
     key_before = (out / "robot01/client.key").read_bytes()
+    ca_key = serialization.load_pem_private_key(
+        (out / "ca/ca.key").read_bytes(), b"ca-secret-passphrase"
+    )
+    aged = age_certificate(
+        out / "robot01/client.pem", out / "ca/ca.pem", ca_key, days=20
+    )
 
-    second = playbook(
+    second = playbook(PLAYBOOKS / "generate.yml", extra_vars=variables)
+    third = playbook(PLAYBOOKS / "generate.yml", extra_vars=variables)
+
+    assert second.changed_tasks() == ["Issue the RSA client certificate"]
+    renewed = second.task("Issue the RSA client certificate")
+    assert renewed["reasons"] == ["certificate expires within 30 days"]
+    assert renewed["serial_number"] != aged.serial_number
+    assert (out / "robot01/client.key").read_bytes() == key_before
+    assert third.changed_tasks() == []
+    dates = sh(
+        "openssl", "x509", "-in", str(out / "robot01/client.pem"), "-noout", "-enddate"
+    )
+    end = datetime.datetime.strptime(
+        dates.stdout.strip().removeprefix("notAfter="), "%b %d %H:%M:%S %Y %Z"
+    ).replace(tzinfo=datetime.UTC)
+    assert end - datetime.datetime.now(datetime.UTC) > datetime.timedelta(days=39)
+
+
+def test_renewal_loop_options_are_refused(
+    tmp_path: Path, playbook: t.Callable[..., t.Any]
+) -> None:
+    out = tmp_path / "pki"
+
+    run = playbook(
         PLAYBOOKS / "generate.yml",
         extra_vars={
             "out_dir": str(out),
@@ -187,14 +217,18 @@ def test_renewal_inside_renew_before_days(
         },
     )
 
-    assert second.changed_tasks() == ["Issue the RSA client certificate"]
-    renewed = second.task("Issue the RSA client certificate")
-    assert renewed["reasons"] == ["certificate expires within 30 days"]
-    assert (
-        renewed["serial_number"]
-        != first.task("Issue the RSA client certificate")["serial_number"]
+    result = run.task("Issue the RSA client certificate")
+    statuses = [
+        r["status"]
+        for r in run.results
+        if r["task"] == "Issue the RSA client certificate"
+    ]
+    assert run.rc != 0 and statuses == ["failed"], (statuses, run.stdout)
+    assert result["msg"] == (
+        "valid_days 10 must be greater than renew_before_days 30;"
+        " raise valid_days or lower renew_before_days"
     )
-    assert (out / "robot01/client.key").read_bytes() == key_before
+    assert not (out / "robot01").exists()
 
 
 def test_bad_input_fails_in_one_line(
@@ -211,7 +245,7 @@ def test_bad_input_fails_in_one_line(
         "Use an issuer key of another certificate": "does not match issuer certificate",
         "Give a three-letter country": "two-letter ISO 3166 code",
         "Ask for an unknown extended key usage": "unknown extended key usage 'robot_login'",
-        "Ask for a 1024-bit RSA key": "too small for RSA",
+        "Ask for a 1024-bit RSA key": "is not supported for RSA; use 2048, 3072 or 4096",
         "Point the issuer at a missing file": "does not exist",
         "Write into a folder below a file": "is not a directory",
     }

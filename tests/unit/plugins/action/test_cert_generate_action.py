@@ -18,6 +18,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.action.cert_generate import
     ActionModule,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
+from tests.unit.plugins.module_utils.pki_fixtures import age_certificate
 
 
 def run_action(
@@ -159,20 +160,90 @@ def test_check_mode_on_unchanged_reports_no_change(
     assert snapshot(tmp_path) == before
 
 
+def _ca_key(ca_dir: Path) -> t.Any:
+    return _pki.load_private_key(
+        (ca_dir / "ca.key").read_bytes(), "ca-secret", source="ca.key"
+    )
+
+
 def test_renews_inside_renew_before_days_and_keeps_key(
     tmp_path: Path, ca_dir: Path
 ) -> None:
-    first = run_action(leaf_args(ca_dir, tmp_path, valid_days=20))
+    run_action(leaf_args(ca_dir, tmp_path, valid_days=40))
     key_before = (tmp_path / "client.key").read_bytes()
-
-    renewed = run_action(
-        leaf_args(ca_dir, tmp_path, valid_days=20, renew_before_days=30)
+    aged = age_certificate(
+        tmp_path / "client.pem", ca_dir / "ca.pem", _ca_key(ca_dir), days=20
     )
+
+    renewed = run_action(leaf_args(ca_dir, tmp_path, valid_days=40))
+    again = run_action(leaf_args(ca_dir, tmp_path, valid_days=40))
 
     assert renewed["changed"] is True
     assert renewed["reasons"] == ["certificate expires within 30 days"]
-    assert renewed["serial_number"] != first["serial_number"]
+    assert renewed["serial_number"] != aged.serial_number
     assert (tmp_path / "client.key").read_bytes() == key_before
+    assert again["changed"] is False
+    assert again["serial_number"] == renewed["serial_number"]
+
+
+@pytest.mark.parametrize(("valid_days", "renew_before_days"), [(10, 30), (30, 30)])
+def test_valid_days_not_above_renew_before_days_is_refused(
+    tmp_path: Path, ca_dir: Path, valid_days: int, renew_before_days: int
+) -> None:
+    result = run_action(
+        leaf_args(
+            ca_dir,
+            tmp_path / "out",
+            valid_days=valid_days,
+            renew_before_days=renew_before_days,
+        )
+    )
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"valid_days {valid_days} must be greater than renew_before_days {renew_before_days};"
+        " raise valid_days or lower renew_before_days"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_leaf_cut_short_by_its_issuer_is_kept_with_a_warning(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    short_ca = tmp_path / "short-ca"
+    made = run_action(
+        {
+            "path": str(short_ca / "ca.pem"),
+            "privatekey_path": str(short_ca / "ca.key"),
+            "purpose": "ca",
+            "key_type": "ecdsa",
+            "valid_days": 20,
+            "renew_before_days": 5,
+            "subject": {"common_name": "Short CA"},
+            "issuer_cert_path": str(ca_dir / "ca.pem"),
+            "issuer_privatekey_path": str(ca_dir / "ca.key"),
+            "issuer_privatekey_passphrase": "ca-secret",
+        }
+    )
+    args = leaf_args(
+        ca_dir,
+        tmp_path / "out",
+        issuer_cert_path=str(short_ca / "ca.pem"),
+        issuer_privatekey_path=str(short_ca / "ca.key"),
+        issuer_privatekey_passphrase=None,
+    )
+
+    first = run_action(args)
+    before = snapshot(tmp_path / "out")
+    second = run_action(args)
+
+    warning = f"issuer CA CN=Short CA expires on {made['not_after']}; renew the CA"
+    assert first["changed"] is True and first["not_after"] == made["not_after"]
+    assert first["warnings"] == [warning]
+    assert second["changed"] is False and second["reasons"] == []
+    assert second["serial_number"] == first["serial_number"]
+    assert second["warnings"] == [warning]
+    assert snapshot(tmp_path / "out") == before
 
 
 def test_changed_subject_renews_and_diff_shows_both(
@@ -361,12 +432,12 @@ BAD_INPUTS: list[tuple[str, t.Callable[[Path, Path], dict[str, t.Any]], str]] = 
     (
         "RSA key below 2048",
         lambda ca, bad: {"key_size": 1024},
-        "key_size 1024 is too small for RSA; use 2048 or more",
+        "key_size 1024 is not supported for RSA; use 2048, 3072 or 4096",
     ),
     (
         "malformed PEM",
         lambda ca, bad: {"issuer_cert_path": str(bad / "truncated.pem")},
-        "is not a valid PEM certificate",
+        "is not a valid PEM/DER certificate (truncated or damaged)",
     ),
     (
         "missing input file",
@@ -451,7 +522,7 @@ def test_unchanged_run_does_not_decrypt_issuer_key(
             ca_dir,
             tmp_path,
             issuer_privatekey_passphrase="not-the-ca-passphrase",
-            valid_days=30,
+            valid_days=60,
         )
     )
 
@@ -488,3 +559,73 @@ def test_plain_module_runs_the_same_backend(tmp_path: Path, ca_dir: Path) -> Non
     )
     assert "ca-secret" not in proc.stdout
     assert (tmp_path / "out/client.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_damaged_existing_files_name_one_remedy_each(
+    tmp_path: Path, ca_dir: Path
+) -> None:
+    run_action(leaf_args(ca_dir, tmp_path))
+    cert_path, key_path = tmp_path / "client.pem", tmp_path / "client.key"
+    good_cert = cert_path.read_bytes()
+    cert_path.write_bytes(good_cert[:300] + b"\n-----END CERTIFICATE-----\n")
+
+    damaged = run_action(leaf_args(ca_dir, tmp_path))
+
+    cert_path.write_bytes(good_cert)
+    key = _pki.load_private_key(key_path.read_bytes(), None, source="key")
+    key_path.write_bytes(_pki.serialize_private_key(key, "robot-secret"))
+    before = snapshot(tmp_path)
+    locked = run_action(leaf_args(ca_dir, tmp_path))
+
+    assert damaged["failed"] is True
+    assert damaged["msg"] == (
+        f"existing path {str(cert_path)!r} is not a valid PEM/DER certificate (truncated or damaged);"
+        " fix or remove the file, or set force: true to replace it"
+    )
+    assert locked["failed"] is True
+    assert locked["msg"] == (
+        f"existing privatekey_path {str(key_path)!r} is encrypted; give its passphrase,"
+        " or set force: true to replace key and certificate"
+    )
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ["email:foo"],
+            "subject_alt_names entry 'email:foo' is not valid; expected an e-mail address",
+        ),
+        (
+            ["upn:"],
+            "subject_alt_names entry 'upn:' has an empty value; give a user principal name",
+        ),
+        (
+            ["uri:not a uri"],
+            "subject_alt_names entry 'uri:not a uri' is not valid; expected a URI",
+        ),
+        (
+            ["dns:bad host_name!"],
+            "subject_alt_names entry 'dns:bad host_name!' is not valid; expected a host name",
+        ),
+    ],
+)
+def test_bad_names_fail_before_anything_is_written(
+    tmp_path: Path, ca_dir: Path, names: list[str], message: str
+) -> None:
+    result = run_action(leaf_args(ca_dir, tmp_path / "out", subject_alt_names=names))
+
+    assert result["failed"] is True and result["msg"].startswith(message), result
+    assert "\n" not in result["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_rsa_key_size_is_refused(tmp_path: Path, ca_dir: Path) -> None:
+    result = run_action(leaf_args(ca_dir, tmp_path / "out", key_size=2049))
+
+    assert (
+        result["msg"]
+        == "key_size 2049 is not supported for RSA; use 2048, 3072 or 4096"
+    )
+    assert not (tmp_path / "out").exists()

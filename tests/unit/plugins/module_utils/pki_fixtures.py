@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
 )
@@ -76,3 +77,32 @@ def run(*command: str, stdin: str | None = None) -> subprocess.CompletedProcess[
     return subprocess.run(
         list(command), capture_output=True, text=True, input=stdin, check=False
     )
+
+
+def age_certificate(
+    path: Path,
+    issuer_cert_path: Path,
+    issuer_key: CertificateIssuerPrivateKeyTypes,
+    days: int,
+) -> x509.Certificate:
+    """Re-sign the certificate at PATH as if it had been issued DAYS ago, keeping everything else.
+
+    The span stays the same, so the only thing a renewal check can find is the nearer end date.
+    """
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    issuer = x509.load_pem_x509_certificate(issuer_cert_path.read_bytes())
+    shift = datetime.timedelta(days=days)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(issuer.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(cert.not_valid_before_utc - shift)
+        .not_valid_after(cert.not_valid_after_utc - shift)
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    aged = builder.sign(issuer_key, hashes.SHA256())
+    path.write_bytes(_pki.cert_pem(aged))
+    return aged

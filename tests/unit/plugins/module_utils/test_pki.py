@@ -331,7 +331,7 @@ def test_extra_eku_appears_after_purpose_eku(tmp_path: Path, ca: Identity) -> No
         ),
         (
             lambda: _pki.generate_private_key("rsa", 1024, "secp256r1"),
-            "key_size 1024 is too small for RSA",
+            "key_size 1024 is not supported for RSA; use 2048, 3072 or 4096",
         ),
         (
             lambda: _pki.generate_private_key("ecdsa", 2048, "brainpool"),
@@ -457,7 +457,7 @@ def test_load_certificates_errors(client: Identity) -> None:
     pem = _pki.cert_pem(client.cert)
 
     with pytest.raises(
-        CertificateError, match="cert.pem is not a valid PEM certificate"
+        CertificateError, match="cert.pem is not a valid PEM/DER certificate"
     ):
         _pki.load_certificates(
             pem[:200] + b"\n-----END CERTIFICATE-----\n", source="cert.pem"
@@ -467,7 +467,9 @@ def test_load_certificates_errors(client: Identity) -> None:
             b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
             source="cert.pem",
         )
-    with pytest.raises(CertificateError, match="neither a PEM nor a DER"):
+    with pytest.raises(
+        CertificateError, match=r"is not a valid PEM/DER certificate \(truncated"
+    ):
         _pki.load_certificates(b"hello", source="cert.pem")
     assert _pki.load_certificates(pem + pem, source="bundle.pem") == [
         client.cert,
@@ -541,3 +543,165 @@ def test_missing_or_old_cryptography_is_one_line(
         CertificateError, match=r"cryptography >= 42.0.0 is required on the controller"
     ):
         _pki.require_cryptography()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: _pki.build_subject({"email_address": "not an email"}),
+            "subject.email_address 'not an email' is not valid; expected an e-mail address local@domain",
+        ),
+        (
+            lambda: _pki.parse_san(["email:foo"]),
+            "entry 'email:foo' is not valid; expected an e-mail address local@domain",
+        ),
+        (
+            lambda: _pki.parse_san(["email:a@b@example.com"]),
+            "entry 'email:a@b@example.com' is not valid",
+        ),
+        (
+            lambda: _pki.parse_san(["uri:not a uri"]),
+            "entry 'uri:not a uri' is not valid; expected a URI with a scheme",
+        ),
+        (
+            lambda: _pki.parse_san(
+                ["uri:urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"]
+            ),
+            "expected a URI with a scheme and a fully qualified host",
+        ),
+        (
+            lambda: _pki.parse_san(["uri:https://robot01/x"]),
+            "expected a URI with a scheme and a fully qualified host",
+        ),
+        (
+            lambda: _pki.parse_san(["uri:/robots/01"]),
+            "entry 'uri:/robots/01' is not valid; expected a URI with a scheme",
+        ),
+        (
+            lambda: _pki.parse_san(["dns:bad host_name!"]),
+            "entry 'dns:bad host_name!' is not valid; expected a host name",
+        ),
+        (
+            lambda: _pki.parse_san(["dns:-robot.example.com"]),
+            "entry 'dns:-robot.example.com' is not valid",
+        ),
+        (
+            lambda: _pki.parse_san(["dns:robot..example.com"]),
+            "entry 'dns:robot..example.com' is not valid",
+        ),
+        (
+            lambda: _pki.parse_san(["upn:robot01"]),
+            "entry 'upn:robot01' is not valid; expected a user principal name local@domain",
+        ),
+        (
+            lambda: _pki.parse_san(["upn:@example.com"]),
+            "entry 'upn:@example.com' is not valid",
+        ),
+        (lambda: _pki.parse_san(["upn:"]), "entry 'upn:' has an empty value"),
+        (lambda: _pki.parse_san(["dns:  "]), "entry 'dns:  ' has an empty value"),
+        (
+            lambda: _pki.generate_private_key("rsa", 2049, "secp256r1"),
+            "key_size 2049 is not supported for RSA; use 2048, 3072 or 4096",
+        ),
+        (
+            lambda: _pki.check_key_options("rsa", 8192, "secp256r1"),
+            "key_size 8192 is not supported for RSA; use 2048, 3072 or 4096",
+        ),
+    ],
+)
+def test_bad_names_and_sizes_give_one_line(call, message: str) -> None:
+    with pytest.raises(CertificateError) as info:
+        call()
+
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_good_names_and_sizes_are_accepted() -> None:
+    names = _pki.parse_san(
+        [
+            "email:first.last+rpa@mail.example.com",
+            "upn:röbot01@corp.example.com",
+            "uri:https://rpa.example.com/robots/robot%2001?x=1",
+            "uri:ldaps://user@dc1.corp.example.com:636/cn=robot01",
+            "dns:robot01.example.com",
+            "dns:3com.example",
+        ]
+    )
+
+    assert len(names) == 6
+    for size in _pki.RSA_KEY_SIZES:
+        _pki.check_key_options("rsa", size, "secp256r1")
+
+
+def test_san_of_each_kind_lints_clean(tmp_path: Path, ca: Identity) -> None:
+    made = make_identity(
+        "client_auth",
+        "robot all names",
+        issuer=ca,
+        subject={"email_address": "robot@example.com"},
+        san=[
+            "email:robot.alias@example.com",
+            "upn:robot01@corp.example.com",
+            "uri:https://rpa.example.com/robots/robot01",
+            "uri:https://rpa.example.com:8443/robots/robot%2001?x=1#top",
+            "dns:robot01.example.com",
+        ],
+    )
+    leaf = write_pem(tmp_path / "leaf.pem", made.cert)
+
+    result = pkilint("lint_pkix_cert", leaf)
+    text = run("openssl", "x509", "-in", str(leaf), "-noout", "-ext", "subjectAltName")
+
+    assert result.returncode == 0 and result.stdout.strip() == "", (
+        result.stdout + result.stderr
+    )
+    for shown in (
+        "email:robot.alias@example.com",
+        "email:robot@example.com",
+        # OpenSSL 3 prints the UPN otherName as "UPN::<value>"; older builds use one colon.
+        "robot01@corp.example.com",
+        "UPN:",
+        "URI:https://rpa.example.com/robots/robot01",
+        "DNS:robot01.example.com",
+    ):
+        assert shown in text.stdout, text.stdout
+
+
+def test_pkilint_flags_what_parse_san_now_refuses(tmp_path: Path, ca: Identity) -> None:
+    # The names the validation refuses are the ones pkilint reports, so the refusal is not arbitrary.
+    subject = _pki.build_subject({"common_name": "robot bad"})
+    key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
+    cert = _pki.build_certificate(
+        purpose="client_auth",
+        subject=subject,
+        san=[x509.RFC822Name("foo"), x509.DNSName("bad host_name!")],
+        extra_ekus=[],
+        public_key=key.public_key(),
+        valid_days=30,
+        issuer_cert=ca.cert,
+        issuer_key=ca.key,
+    )
+
+    result = pkilint("lint_pkix_cert", write_pem(tmp_path / "bad.pem", cert))
+
+    assert "ERROR" in result.stdout, result.stdout
+
+
+def test_damaged_certificate_message_names_no_parser_internals(
+    client: Identity,
+) -> None:
+    der = _pki.cert_der(client.cert)
+
+    for data in (
+        der[:100],
+        _pki.cert_pem(client.cert)[:300] + b"\n-----END CERTIFICATE-----\n",
+    ):
+        with pytest.raises(CertificateError) as info:
+            _pki.load_certificates(data, source="cert.pem")
+        message = str(info.value)
+        assert message == (
+            "cert.pem is not a valid PEM/DER certificate (truncated or damaged);"
+            " give a complete PEM or DER certificate file"
+        )
