@@ -126,8 +126,8 @@ def _load_inputs(params: dict[str, t.Any]) -> Identity:
 def default_friendly_name(leaf: t.Any) -> str:
     """CN (or subject) plus the first thumbprint digits, so each certificate gets its own name.
 
-    Windows PowerShell 5.1 may reuse the friendly name as the CAPI key-container name (REFERENCE.md
-    section 3), so a renewed certificate must not reuse the name of the one it replaces.
+    Windows PowerShell 5.1 may reuse the friendly name as the CAPI key-container name, so a renewed
+    certificate must not reuse the name of the one it replaces.
     """
     names = leaf.subject.get_attributes_for_oid(_pki.SUBJECT_FIELDS["common_name"])
     base = (
@@ -218,6 +218,11 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         raise CertificateError(
             "pkcs12_passphrase must not be empty; Windows import needs a password"
         )
+
+    if check_mode:
+        missing = _missing_inputs(params)
+        if missing:
+            return _pending_export(params, profile, missing)
 
     identity = _load_inputs(params)
     if pkcs12_path and identity.key is None:
@@ -334,6 +339,58 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         for name in identity.dropped
     ]
     return changed, result, diff, warnings
+
+
+def _missing_inputs(params: dict[str, t.Any]) -> list[tuple[str, str]]:
+    """(option, path) of each input file that is not there yet."""
+    inputs = [
+        ("certificate_path", params.get("certificate_path")),
+        ("privatekey_path", params.get("privatekey_path")),
+        ("pkcs12_src", params.get("pkcs12_src")),
+    ] + [("chain_paths entry", p) for p in params.get("chain_paths") or []]
+    return [(what, path) for what, path in inputs if path and not _files.exists(path)]
+
+
+def _pending_export(
+    params: dict[str, t.Any], profile: str, missing: list[tuple[str, str]]
+) -> Outcome:
+    """Check-mode outcome when inputs are missing, as after a cert_generate task that also ran in check mode.
+
+    A real run would fail if they were still missing, so this only predicts the export; the outputs
+    must still be writable.
+    """
+    names = {
+        params.get("pem_path"): "pem_path",
+        params.get("pkcs12_path"): "pkcs12_path",
+    }
+    for path, what in names.items():
+        if path:
+            _files.check_writable(path, what=what)
+    reasons = [f"would export once {path} exists" for _what, path in missing]
+    warnings = [
+        f"{what} {path!r} does not exist yet (in check mode an earlier task may not have written it);"
+        f" would export once {path} exists"
+        for what, path in missing
+    ]
+    result: dict[str, t.Any] = {
+        "pem_path": params.get("pem_path"),
+        "pkcs12_path": params.get("pkcs12_path"),
+        "pkcs12_profile": profile if params.get("pkcs12_path") else None,
+        "friendly_name": params.get("friendly_name")
+        if params.get("pkcs12_path")
+        else None,
+        "chain_thumbprints": [],
+        "reasons": reasons,
+        # Nothing is known about a certificate that does not exist yet.
+        "subject": None,
+        "issuer": None,
+        "serial_number": None,
+        "not_before": None,
+        "not_after": None,
+        "thumbprint": None,
+        "sha256_fingerprint": None,
+    }
+    return True, result, {"before": {}, "after": {}}, warnings
 
 
 def _pem_summary(data: bytes | None) -> dict[str, t.Any]:

@@ -43,9 +43,14 @@ def read_file(path: str, *, what: str) -> bytes:
         ) from None
 
 
+def exists(path: str) -> bool:
+    """True when PATH is there (a dangling link counts: reading it gives the real error)."""
+    return os.path.lexists(path)
+
+
 def read_optional(path: str, *, what: str) -> bytes | None:
     """Like read_file, but None when PATH does not exist yet (an output that will be created)."""
-    if not os.path.lexists(path):
+    if not exists(path):
         return None
     return read_file(path, what=what)
 
@@ -197,6 +202,7 @@ __all__ = (
     "PlannedWrite",
     "apply_writes",
     "check_writable",
+    "exists",
     "file_mode",
     "needs_write",
     "read_file",

@@ -13,11 +13,12 @@ version_added: 0.1.0
 description:
   - Takes a key and certificate (O(certificate_path), O(privatekey_path), O(chain_paths)), a PEM bundle (several
     certificates in O(certificate_path), in any order), or an existing PKCS#12 (O(pkcs12_src), the path for certificates
-    exported from AD CS), and writes what ServiceNow and the robot machines need (steps 6 and 7 in REFERENCE.md section 1).
+    exported from AD CS), and writes what ServiceNow and the robot machines need (the PEM chain for the instance, the
+    PKCS#12 for the robot's certificate store).
   - O(pem_path) receives the certificate chain without the key - leaf, then intermediates, then root, base64 wrapped at
     64 columns - for the ServiceNow CA record and user mapping.
   - O(pkcs12_path) receives key, leaf and chain, protected by O(pkcs12_passphrase), for the import on Windows. Its
-    encryption follows O(pkcs12_profile) (REFERENCE.md section 3).
+    encryption follows O(pkcs12_profile), because older Windows builds cannot read AES-256 PKCS#12 files.
   - Before writing, it checks that the key matches the certificate, that each chain certificate issued the one before it
     and is a CA, that nothing has expired, and, with O(purpose), that the certificate carries that purpose's extended key
     usage.
@@ -114,6 +115,11 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details:
+      - When an input file (O(certificate_path), O(privatekey_path), O(pkcs12_src) or a O(chain_paths) entry) does not
+        exist yet, as for a new robot whose cert_generate task also ran in check mode, check mode reports V(changed=true)
+        with the reason and a warning "would export once <path> exists" instead of failing; certificate details are then
+        V(null). Outside check mode a missing input is an error.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -123,9 +129,8 @@ attributes:
     support: partial
     details: With O(force=true) the PKCS#12 is rewritten on every run.
 notes:
-  - Windows Server 2016 and older reject the V(modern) encryption with the misleading message "The specified network
-    password is not correct" (REFERENCE.md section 3, failure 3 in section 7); V(auto) without O(target_os_build)
-    therefore writes V(legacy).
+  - Windows Server 2016 and older reject the V(modern) (AES-256) encryption with the misleading message "The specified
+    network password is not correct"; V(auto) without O(target_os_build) therefore writes V(legacy).
   - Unlike community.crypto's C(encryption_level), the encryption profile is part of the idempotency check, so switching a
     fleet from V(legacy) to V(modern) needs no O(force).
   - Non-ASCII passphrases are handled exactly as OpenSSL handles them (OpenSSL and this module open each other's files).
@@ -164,7 +169,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 thumbprint:
-  description: Windows thumbprint of the leaf certificate (SHA-1 of the DER, 40 upper-case hex digits).
+  description:
+    - Windows thumbprint of the leaf certificate (SHA-1 of the DER, 40 upper-case hex digits).
+    - This and the other certificate details are V(null) in check mode when an input file does not exist yet.
   returned: always
   type: str
   sample: 13C9B75C59421526CE262A67F1C42518E4E6F986
@@ -215,7 +222,7 @@ not_after:
   returned: always
   type: str
 reasons:
-  description: Why a file was written; empty when nothing changed.
+  description: Why a file was written (in check mode, would be written); empty when nothing changed.
   returned: always
   type: list
   elements: str

@@ -511,3 +511,44 @@ def test_bad_input_fails_in_one_line(
     )
     assert snapshot(out) == before
     assert not (out / "bad").exists()
+
+
+def test_check_mode_for_a_new_robot_predicts_the_export(
+    exported: tuple[Path, t.Any], tmp_path: Path, playbook: t.Callable[..., t.Any]
+) -> None:
+    shared, _run = exported
+    out = tmp_path / "pki"
+    variables = {"out_dir": str(out), "ca_dir": str(shared / "ca")}
+
+    checked = playbook(PLAYBOOKS / "new_robot.yml", extra_vars=variables, check=True)
+
+    assert checked.rc == 0, checked.stdout + checked.stderr
+    assert checked.changed_tasks() == [
+        "Issue the new robot's client certificate",
+        "Export the new robot's certificate",
+    ]
+    export = checked.task("Export the new robot's certificate")
+    assert f"would export once {out}/robot09/client.pem exists" in export["reasons"]
+    assert any(
+        f"would export once {out}/robot09/client.pem exists" in w
+        for w in export["warnings"]
+    ), export
+    assert "[WARNING]" in checked.stdout + checked.stderr
+    assert not out.exists()
+
+    real = playbook(PLAYBOOKS / "new_robot.yml", extra_vars=variables)
+
+    assert real.rc == 0, real.stdout + real.stderr
+    listing = sh(
+        "openssl",
+        "pkcs12",
+        "-in",
+        str(out / "robot09/client.p12"),
+        "-passin",
+        f"pass:{PFX_PASSPHRASE}",
+        "-nokeys",
+        "-clcerts",
+    )
+    assert listing.returncode == 0 and "CN = robot09" in listing.stdout, (
+        listing.stdout + listing.stderr
+    )

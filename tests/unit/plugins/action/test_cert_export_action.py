@@ -364,3 +364,56 @@ def test_combined_pem_from_openssl_brings_its_key(
     assert _pki.private_key_der(written.private_key) == _pki.private_key_der(
         ids["leaf"].key
     )
+
+
+def test_check_mode_before_the_certificate_exists_predicts_the_export(
+    tmp_path: Path, pki: tuple[Path, dict[str, Identity]]
+) -> None:
+    """A new robot in a check-mode run: cert_generate wrote nothing, so the inputs are not there yet."""
+    folder, _ids = pki
+    new = tmp_path / "robot09"
+    args = {
+        "certificate_path": str(new / "client.pem"),
+        "privatekey_path": str(new / "client.key"),
+        "chain_paths": [str(folder / "issuing.pem"), str(folder / "root.pem")],
+        "pem_path": str(new / "chain.pem"),
+        "pkcs12_path": str(new / "client.p12"),
+        "pkcs12_passphrase": "pfx-pass",
+    }
+
+    checked = run_action(args, check=True, diff=True)
+    real = run_action(args)
+
+    assert checked.get("failed") is not True, checked
+    assert checked["changed"] is True
+    assert checked["reasons"] == [
+        f"would export once {new / 'client.pem'} exists",
+        f"would export once {new / 'client.key'} exists",
+    ]
+    assert checked["thumbprint"] is None
+    assert any(
+        f"would export once {new / 'client.pem'} exists" in w
+        for w in checked["warnings"]
+    )
+    assert not new.exists()
+    assert real["failed"] is True
+    assert real["msg"] == (
+        f"certificate_path {str(new / 'client.pem')!r} does not exist; check the path"
+    )
+    assert not new.exists()
+
+
+def test_check_mode_with_missing_input_still_checks_the_outputs(
+    tmp_path: Path, pki: tuple[Path, dict[str, Identity]]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+
+    result = run_action(
+        {
+            "certificate_path": str(tmp_path / "absent.pem"),
+            "pem_path": str(tmp_path / "file" / "chain.pem"),
+        },
+        check=True,
+    )
+
+    assert result["failed"] is True and "is not a directory" in result["msg"]
