@@ -39,7 +39,7 @@ def read_file(path: str, *, what: str) -> bytes:
         ) from None
     except OSError as exc:
         raise CertificateError(
-            f"{what} {path!r} cannot be read: {exc.strerror or exc}"
+            f"{what} {path!r} cannot be read: {exc.strerror or exc}; check the file and its folder"
         ) from None
 
 
@@ -101,11 +101,11 @@ def check_writable(path: str, *, what: str) -> None:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise CertificateError(
-            f"{what} {path!r} cannot be written: {probe!r} is not a directory"
+            f"{what} {path!r} cannot be written: {probe!r} is not a directory; give a path inside a folder"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise CertificateError(
-            f"{what} {path!r} cannot be written: no write permission on {probe!r}"
+            f"{what} {path!r} cannot be written: no write permission on {probe!r}; run as a user who can write there"
         )
 
 
@@ -172,7 +172,7 @@ def set_mode(path: str, mode: int) -> None:
         os.chmod(path, mode)
     except OSError as exc:
         raise CertificateError(
-            f"cannot set mode {mode:04o} on {path!r}: {exc.strerror or exc}"
+            f"cannot set mode {mode:04o} on {path!r}: {exc.strerror or exc}; run as the owner of the file"
         ) from None
 
 

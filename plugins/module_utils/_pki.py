@@ -264,7 +264,9 @@ def find_leaf(
 ) -> x509.Certificate:
     """The certificate of CERTS that matches PRIVATE_KEY, or without a key the one that issued no other."""
     if not certs:
-        raise CertificateError(f"{source} holds no certificate")
+        raise CertificateError(
+            f"{source} holds no certificate; give the file that holds the certificate"
+        )
     if private_key is not None:
         for cert in certs:
             if public_key_matches(private_key, cert):
@@ -862,7 +864,7 @@ def check_issuer(
     usage = _extension(issuer_cert, x509.KeyUsage)
     if usage is not None and not usage.key_cert_sign:
         raise CertificateError(
-            f"issuer certificate {source} may not sign certificates (keyCertSign missing from key usage)"
+            f"issuer certificate {source} may not sign certificates (keyCertSign missing from key usage); issue it with purpose: ca"
         )
     check_not_expired(issuer_cert, what=f"issuer certificate {source}", now=now)
     if issuer_key is None:
@@ -881,7 +883,7 @@ def check_issuer(
         ),
     ):
         raise CertificateError(
-            f"issuer key type {type(issuer_key).__name__} cannot sign certificates"
+            f"issuer key type {type(issuer_key).__name__} cannot sign certificates; use an RSA or ECDSA CA key"
         )
 
 

@@ -705,3 +705,36 @@ def test_damaged_certificate_message_names_no_parser_internals(
             "cert.pem is not a valid PEM/DER certificate (truncated or damaged);"
             " give a complete PEM or DER certificate file"
         )
+
+
+def test_key_and_chain_messages_read_as_one_sentence(
+    ca: Identity, intermediate: Identity, client: Identity
+) -> None:
+    encrypted = _pki.serialize_private_key(client.key, "s3cret")
+    damaged = _pki.serialize_private_key(client.key, None)[:120]
+
+    with pytest.raises(CertificateError) as wrong:
+        _pki.load_private_key(
+            encrypted, "nope", source="key.pem", or_else="set force: true"
+        )
+    with pytest.raises(CertificateError) as broken:
+        _pki.load_private_key(damaged, None, source="key.pem")
+    with pytest.raises(CertificateError) as link:
+        _pki.verify_chain(client.cert, [ca.cert])
+    with pytest.raises(CertificateError) as empty:
+        _pki.find_leaf([], None, source="bundle.pem")
+
+    assert str(wrong.value) == (
+        "cannot decrypt key.pem: wrong passphrase; give the passphrase the key was written with,"
+        " or set force: true"
+    )
+    assert str(broken.value) == (
+        "key.pem is not a valid private key (truncated, damaged or an unknown format);"
+        " give a complete PEM or DER private key file"
+    )
+    assert str(link.value).startswith(
+        "chain certificate 1 (CN=Robot Root CA,O=Example Robots,C=DE) did not issue the certificate;"
+    )
+    assert str(empty.value) == (
+        "bundle.pem holds no certificate; give the file that holds the certificate"
+    )
