@@ -359,14 +359,18 @@ def run_ca(
     others = [r for r in rows if r not in same]
     undo = Undo(client)
     changed = False
+    old_certs: list[t.Any] = []
     if same:
         before = _ca_diff_view(client, same[0], [], certs=pem.certs)
+    elif rows:
+        old_attachments = attachments.get(rows[0]["sys_id"], [])
+        if old_attachments:
+            old_certs = parse_attachment(
+                client.attachment_content(str(old_attachments[0]["sys_id"]))
+            )
+        before = _ca_diff_view(client, rows[0], [], certs=old_certs)
     else:
-        before = (
-            _ca_diff_view(client, rows[0], attachments.get(rows[0]["sys_id"], []))
-            if rows
-            else {}
-        )
+        before = {}
     try:
         if same:
             record = same[0]
@@ -392,6 +396,12 @@ def run_ca(
             )
             changed = True
             action = "replaced" if rows else "created"
+            if rows:
+                warning = _stranded_mappings_warning(
+                    client, name, rows[0], old_certs, pem.certs
+                )
+                if warning:
+                    result["warnings"].append(warning)
         published = str(record.get("publish_status") or "") == tables.PUBLISH_EXISTS
         if params.get("wait_for_publish") and not check_mode and not published:
             record = wait_published(
@@ -420,6 +430,62 @@ def run_ca(
     }
     before = {k: v for k, v in before.items() if k in after}
     return changed, result, {"before": before, "after": after}
+
+
+def _identity(cert: t.Any) -> tuple[str, bytes]:
+    """What a leaf's signature ties it to: the CA's subject and public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return cert.subject.rfc4514_string(), bytes(key)
+
+
+def _stranded_mappings_warning(
+    client: SnowClient,
+    name: str,
+    old_record: dict[str, t.Any],
+    old_certs: list[t.Any],
+    new_certs: list[t.Any],
+) -> str:
+    """A warning when the record's new certificates drop a CA (subject or key) that active user mappings came from.
+
+    The user mappings' ``issuer`` column holds the issuing CA's subject as the instance wrote it, so one
+    query on the dropped subjects counts them; the record's own ``subject`` column is asked for as well,
+    in case the instance writes names in another form than RFC 4514.
+    """
+    kept = {_identity(c) for c in new_certs}
+    dropped = [c for c in old_certs if _identity(c) not in kept]
+    subjects = [c.subject.rfc4514_string() for c in dropped]
+    if not old_certs:
+        recorded = tables.ref_value(old_record.get("subject"))
+        new_subjects = {c.subject.rfc4514_string() for c in new_certs}
+        if recorded and recorded not in new_subjects:
+            subjects = [recorded]
+    elif dropped:
+        recorded = tables.ref_value(old_record.get("subject"))
+        if recorded and recorded not in subjects:
+            subjects.append(recorded)
+    subjects = [s for s in subjects if "^" not in s and "\n" not in s]
+    if not subjects:
+        return ""
+    query = tables.join_and(
+        tables.condition(tables.USER_CERT_TABLE, "active", "=", "true"),
+        tables.join_or(
+            *(
+                tables.condition(tables.USER_CERT_TABLE, "issuer", "=", subject)
+                for subject in subjects
+            )
+        ),
+    )
+    stranded = client.list_records(
+        tables.USER_CERT_TABLE, query=query, fields=("sys_id",)
+    )
+    return (
+        f"CA record {name} now holds {new_certs[0].subject.rfc4514_string()}; {len(stranded)} active user mappings were "
+        f"issued by the old CA {subjects[0]} and will be refused until re-issued"
+    )
 
 
 def _ca_diff_view(

@@ -2,9 +2,10 @@
 """User certificate mappings (sys_user_certificate) for a whole fleet in batched requests.
 
 An unchanged run costs one look-up of the users' mappings (dot-walked ``user.user_name``) and one
-of their attachments, each split only when the encoded IN list grows long, so N robots cost about
-ceil(N / 180) + 2 requests. Users, CA records and CA certificates are read only when something has
-to be written.
+of their attachments, each split only when the encoded IN list grows long, plus the active CA
+records, their attachments and one download per CA certificate, so that a mapping whose CA record
+was replaced or deactivated is reported: N robots cost about ceil(N / 180) + 3 + (CA records)
+requests. Users are read only when something has to be written.
 """
 
 from __future__ import annotations
@@ -286,8 +287,8 @@ class _Fleet:
                 )
         return self._users
 
-    def check_issuers(self, wanted: list[Wanted]) -> None:
-        """Fail, before any write, unless each certificate chains to an active, published CA record."""
+    def _active_cas(self) -> list[tuple[dict[str, t.Any], list[t.Any]]]:
+        """Active CA records with their attached certificates, read once: records, attachments, then each PEM."""
         if self._cas is None:
             rows = self.client.list_records(
                 tables.CA_TABLE,
@@ -311,17 +312,26 @@ class _Fleet:
                         self.client.attachment_content(str(attachment["sys_id"]))
                     )
                 self._cas.append((row, found))
+        return self._cas
+
+    def _issuers_of(self, w: Wanted) -> list[tuple[dict[str, t.Any], t.Any]]:
+        leaf = w.certificate.certs[0]
+        return [
+            (row, c)
+            for row, found in self._active_cas()
+            for c in found
+            if pki.is_issued_by(leaf, c)
+        ]
+
+    def check_issuers(self, wanted: list[Wanted]) -> None:
+        """Fail, before any write, unless each certificate chains to an active, published CA record."""
+        self._active_cas()
         if tables.CA_TABLE in self.client.missing_tables:
             # Check mode before the plugin is active: no CA can be registered yet, so there is nothing to check against.
             return
         for w in wanted:
             leaf = w.certificate.certs[0]
-            issuers = [
-                (row, c)
-                for row, found in self._cas
-                for c in found
-                if pki.is_issued_by(leaf, c)
-            ]
+            issuers = self._issuers_of(w)
             if not issuers:
                 raise CertificateError(
                     f"certificate for user {w.user!r} ({leaf.subject.rfc4514_string()}) was issued by {leaf.issuer.rfc4514_string()!r}, "
@@ -336,6 +346,39 @@ class _Fleet:
                     f"CA record {row.get('name')!r}, which issued the certificate for user {w.user!r}, has publish status "
                     f"{row.get('publish_status')!r}, not {tables.PUBLISH_EXISTS!r}; run snow_ca_register with wait_for_publish first"
                 )
+
+    def check_kept_issuers(self, kept: list[Wanted]) -> None:
+        """Fail when mappings that stay as they are were issued by a CA the instance no longer holds as active and published.
+
+        Such a mapping still exists, but the instance refuses its mutual TLS login, for instance after the CA
+        record was given another CA's certificate.
+        """
+        self._active_cas()
+        if tables.CA_TABLE in self.client.missing_tables:
+            return
+        orphans = [
+            w
+            for w in kept
+            if not any(
+                str(row.get("publish_status")) == tables.PUBLISH_EXISTS
+                for row, _cert in self._issuers_of(w)
+            )
+        ]
+        if not orphans:
+            return
+        keys = [w.key for w in orphans]
+        shown = ", ".join(keys[:10]) + (
+            f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+        )
+        issuers = sorted(
+            {w.certificate.certs[0].issuer.rfc4514_string() for w in orphans}
+        )
+        raise CertificateError(
+            f"{len(keys)} mapping(s) ({shown}) hold certificates issued by {' / '.join(repr(i) for i in issuers)}, which is "
+            "no longer an active, published CA record on the instance, so their mutual TLS login is refused; re-issue them "
+            "from the registered CA and map the new certificates, or register their CA again with "
+            "snowrpa.robot_certs.snow_ca_register"
+        )
 
 
 def run(
@@ -409,6 +452,12 @@ def _ensure(
     if to_create:
         users = fleet.user_sys_ids(to_create)
         fleet.check_issuers(to_create)
+    # A kept mapping is only as good as its CA record: an unchanged run still proves the issuer is there.
+    kept = [
+        w for w, keep, _changes, _replaced in plans if keep is not None and w.active
+    ]
+    if kept:
+        fleet.check_kept_issuers(kept)
 
     undo = certs.Undo(client)
     results: list[dict[str, t.Any]] = []

@@ -918,3 +918,111 @@ def test_chain_pem_from_cert_export_is_accepted_and_unusable_certificates_refuse
         extra_vars=dict(variables, mapping_state="absent"),
     )
     assert removed.rc == 0 and snapshot(fleet.snow) == before
+
+
+CA_THEN_MAPPINGS = """---
+- name: Register a CA, then map robots to certificates it issued
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  module_defaults:
+    group/snowrpa.robot_certs.servicenow:
+      instance: "{{ sn }}"
+  tasks:
+    - name: Register the CA
+      snowrpa.robot_certs.snow_ca_register:
+        name: "{{ ca_name }}"
+        pem_content: "{{ ca_pem | default(omit) }}"
+        state: "{{ ca_state | default('present') }}"
+        publish_timeout: 30
+        poll_interval: 0.2
+      when: ca_pem is defined or ca_state is defined
+
+    - name: Map the robots
+      snowrpa.robot_certs.snow_user_cert:
+        mappings: "{{ mappings }}"
+        state: "{{ mapping_state | default('present') }}"
+      when: mappings is defined
+"""
+
+
+def test_ca_record_given_another_ca_warns_and_stranded_mappings_fail_the_rerun(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    book = tmp_path / "ca_then_mappings.yml"
+    book.write_text(CA_THEN_MAPPINGS)
+    sn = fleet.vars["sn"]
+    names = ["strand01", "strand02"]
+    fleet.snow.create_robot_users(names)
+    old_ca, new_ca = make_ca("Strand CA"), make_ca("Strand Successor CA")
+    robots = {n: make_leaf(n, old_ca) for n in names}
+    mappings = [
+        {"user": n, "name": f"{n} mTLS", "pem_content": pem(r.cert)}
+        for n, r in robots.items()
+    ]
+    before = snapshot(fleet.snow)
+    first = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "ca_name": "Strand CA",
+            "ca_pem": pem(old_ca.cert),
+            "mappings": mappings,
+        },
+    )
+    assert first.rc == 0, first.stdout + first.stderr
+    (tmp_path / "strand01.pem").write_text(pem(robots["strand01"].cert))
+    (tmp_path / "strand01.key").write_text(key_pem(robots["strand01"].key))
+    assert (
+        fleet.snow.login_with(tmp_path / "strand01.pem", tmp_path / "strand01.key")
+        == "strand01"
+    )
+
+    # The same record name given another CA: replaced, with a warning counting the stranded mappings.
+    swapped = playbook(
+        book,
+        extra_vars={"sn": sn, "ca_name": "Strand CA", "ca_pem": pem(new_ca.cert)},
+    )
+    assert swapped.rc == 0, swapped.stdout + swapped.stderr
+    ca = swapped.task("Register the CA")
+    assert ca["action"] == "replaced"
+    assert ca["warnings"] == [
+        "CA record Strand CA now holds O=Test Org,CN=Strand Successor CA; 2 active user mappings were issued by the "
+        "old CA O=Test Org,CN=Strand CA and will be refused until re-issued"
+    ]
+    # The instance itself now refuses the robot, as the warning says.
+    assert (
+        fleet.snow.login_with(tmp_path / "strand01.pem", tmp_path / "strand01.key")
+        != "strand01"
+    )
+
+    # An unchanged re-run of the mappings no longer reports them ok, and stays within its read budget.
+    fleet.snow.clear_requests()
+    rerun = playbook(
+        book, extra_vars={"sn": sn, "ca_name": "Strand CA", "mappings": mappings}
+    )
+    logged = api_requests(fleet.snow)
+    assert rerun.rc != 0
+    message = rerun.task("Map the robots")["msg"]
+    assert message.startswith(
+        "2 mapping(s) (strand01/strand01 mTLS, strand02/strand02 mTLS) hold certificates issued by "
+        "'O=Test Org,CN=Strand CA', which is no longer an active, published CA record on the instance"
+    )
+    assert "re-issue them from the registered CA" in message and "\n" not in message
+    assert {r["method"] for r in logged} == {"GET"}
+    assert len(logged) <= math.ceil(len(names) / 100) + 5, logged
+
+    cleanup = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "ca_name": "Strand CA",
+            "ca_state": "absent",
+            "mappings": [{"user": n, "name": f"{n} mTLS"} for n in names],
+            "mapping_state": "absent",
+        },
+    )
+    assert cleanup.rc == 0, cleanup.stdout + cleanup.stderr
+    assert snapshot(fleet.snow) == before

@@ -38,8 +38,10 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client i
 NOW = datetime.datetime.now(datetime.UTC)
 
 
-def _ca(cn: str = "Robot CA", *, expired: bool = False) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _ca(
+    cn: str = "Robot CA", *, expired: bool = False, key: t.Any = None
+) -> x509.Certificate:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     return (
         x509.CertificateBuilder()
@@ -154,8 +156,10 @@ def test_new_pem_replaces_the_record_after_the_new_one_is_published() -> None:
     record, attachment = _stored(old)
     client = _client()
     published = {"sys_id": "2" * 32, "name": "Robot CA", "publish_status": "exists"}
+    stranded = [{"sys_id": f"{i:032x}"} for i in range(3)]
     client.list_records.side_effect = [
         [record],
+        stranded,
         [dict(published, publish_status="pending")],
         [published],
     ]
@@ -166,6 +170,14 @@ def test_new_pem_replaces_the_record_after_the_new_one_is_published() -> None:
     changed, result, diff = certs.run_ca(_ca_params(new), client, False)
 
     assert changed and result["action"] == "replaced" and client.sleep.call_count == 1
+    # Same subject, another key: the mappings the old key signed are counted in one request.
+    count = client.list_records.call_args_list[1]
+    assert count.args == ("sys_user_certificate",)
+    assert count.kwargs["query"] == "active=true^issuer=CN=Robot CA"
+    assert result["warnings"] == [
+        "CA record Robot CA now holds CN=Robot CA; 3 active user mappings were issued by the old CA CN=Robot CA "
+        "and will be refused until re-issued"
+    ]
     client.delete.assert_called_once_with("sys_ca_certificate", "1" * 32)
     fingerprint = new.fingerprint(hashes.SHA256()).hex(":").upper()
     assert diff["after"]["certificates"][0]["sha256_fingerprint"] == fingerprint
@@ -173,6 +185,43 @@ def test_new_pem_replaces_the_record_after_the_new_one_is_published() -> None:
         diff["before"]["certificates"][0]["sha256_fingerprint"]
         == old.fingerprint(hashes.SHA256()).hex(":").upper()
     )
+
+
+def test_renewed_ca_with_the_same_subject_and_key_does_not_count_mappings() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    old, renewed = _ca(key=key), _ca(key=key)
+    record, attachment = _stored(old)
+    client = _client()
+    client.list_records.side_effect = [[record]]
+    client.list_attachments.side_effect = [[attachment], []]
+    client.attachment_content.return_value = _pem(old)
+    client.create.side_effect = lambda table, fields: dict(
+        fields, sys_id="2" * 32, publish_status="exists"
+    )
+
+    changed, result, _diff = certs.run_ca(_ca_params(renewed), client, False)
+
+    assert changed and result["action"] == "replaced" and result["warnings"] == []
+    assert client.list_records.call_count == 1
+
+
+def test_ca_record_given_another_ca_warns_with_both_subjects() -> None:
+    old, other = _ca("Robot CA"), _ca("Other CA")
+    record, attachment = _stored(old, subject="CN=Robot CA")
+    client = _client()
+    client.list_records.side_effect = [[record], [{"sys_id": "9" * 32}]]
+    client.list_attachments.side_effect = [[attachment], []]
+    client.attachment_content.return_value = _pem(old)
+    client.create.side_effect = lambda table, fields: dict(
+        fields, sys_id="2" * 32, publish_status="exists"
+    )
+
+    _changed, result, _diff = certs.run_ca(_ca_params(other), client, False)
+
+    assert result["warnings"] == [
+        "CA record Robot CA now holds CN=Other CA; 1 active user mappings were issued by the old CA CN=Robot CA "
+        "and will be refused until re-issued"
+    ]
 
 
 def test_failed_publish_removes_the_new_record() -> None:

@@ -39,7 +39,7 @@ def _cert(
     ca: bool = False,
     eku: list[x509.ObjectIdentifier] | None = CLIENT_AUTH,
 ) -> tuple[t.Any, x509.Certificate]:
-    own = CA_KEY if ca else ec.generate_private_key(ec.SECP256R1())
+    own = key if ca else ec.generate_private_key(ec.SECP256R1())
     end = (
         NOW - datetime.timedelta(days=1)
         if expired
@@ -104,6 +104,30 @@ def _record(
     }
 
 
+def _registered(
+    client: mock.MagicMock,
+    mapping_attachments: list[dict[str, t.Any]],
+    contents: dict[str, x509.Certificate] | None = None,
+    *,
+    ca: x509.Certificate = CA_CERT,
+    publish_status: str = "exists",
+) -> mock.MagicMock:
+    """CLIENT answering for one active CA record holding CA, next to the given mapping attachments."""
+    client.list_records.return_value = [
+        {"sys_id": "c" * 32, "name": "Robot CA", "publish_status": publish_status}
+    ]
+    client.list_attachments.side_effect = lambda table, ids: (
+        [{"sys_id": "d" * 32, "table_sys_id": "c" * 32, "hash": "x"}]
+        if table == "sys_ca_certificate"
+        else mapping_attachments
+    )
+    everything = dict(contents or {}, **{"d" * 32: ca})
+    client.attachment_content.side_effect = lambda sys_id: everything[
+        sys_id
+    ].public_bytes(serialization.Encoding.PEM)
+    return client
+
+
 def _writes(client: mock.MagicMock) -> list[str]:
     return [
         name
@@ -119,16 +143,19 @@ def _writes(client: mock.MagicMock) -> list[str]:
     ]
 
 
-def test_unchanged_fleet_costs_two_reads_and_no_write() -> None:
+def test_unchanged_fleet_reads_mappings_and_cas_once_and_writes_nothing() -> None:
     certs = {f"robot{i}": _cert(f"robot{i}")[1] for i in range(3)}
     client = _client()
     client.list_in.return_value = [
         _record(f"{i:032x}", u, f"{u} mTLS") for i, u in enumerate(certs)
     ]
-    client.list_attachments.return_value = [
-        {"sys_id": f"a{i:031x}", "table_sys_id": f"{i:032x}", "hash": _digest(c)}
-        for i, c in enumerate(certs.values())
-    ]
+    _registered(
+        client,
+        [
+            {"sys_id": f"a{i:031x}", "table_sys_id": f"{i:032x}", "hash": _digest(c)}
+            for i, c in enumerate(certs.values())
+        ],
+    )
 
     changed, result, diff = user_cert.run(
         _params(
@@ -145,10 +172,11 @@ def test_unchanged_fleet_costs_two_reads_and_no_write() -> None:
         changed is False
         and [m["action"] for m in result["mappings"]] == ["unchanged"] * 3
     )
-    assert client.list_in.call_count == 1 and client.list_attachments.call_count == 1
+    # One read of the mappings and their attachments, one of the CA records, their attachments and PEM.
+    assert client.list_in.call_count == 1 and client.list_attachments.call_count == 2
     assert (
-        client.list_records.call_count == 0
-        and client.attachment_content.call_count == 0
+        client.list_records.call_count == 1
+        and client.attachment_content.call_count == 1
     )
     assert _writes(client) == [] and diff == {"before": {}, "after": {}}
     assert (
@@ -402,15 +430,15 @@ def test_exclusive_deactivates_other_mappings_from_the_same_ca_only() -> None:
         _record("2" * 32, "robot1", "robot1 2026"),
         _record("3" * 32, "robot1", "robot1 other"),
     ]
-    client.list_attachments.return_value = [
-        {"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(current)},
-        {"sys_id": "b" * 32, "table_sys_id": "2" * 32, "hash": _digest(old)},
-        {"sys_id": "c" * 32, "table_sys_id": "3" * 32, "hash": _digest(foreign)},
-    ]
-    contents = {"b" * 32: old, "c" * 32: foreign}
-    client.attachment_content.side_effect = lambda sys_id: contents[
-        sys_id
-    ].public_bytes(serialization.Encoding.PEM)
+    _registered(
+        client,
+        [
+            {"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(current)},
+            {"sys_id": "b" * 32, "table_sys_id": "2" * 32, "hash": _digest(old)},
+            {"sys_id": "e" * 32, "table_sys_id": "3" * 32, "hash": _digest(foreign)},
+        ],
+        {"b" * 32: old, "e" * 32: foreign},
+    )
 
     changed, result, _ignored = user_cert.run(
         _params(
@@ -512,14 +540,8 @@ def test_chain_pem_of_an_unchanged_mapping_matches_by_the_leaf() -> None:
     cert = _cert("robot1")[1]
     client = _client()
     client.list_in.return_value = [_record("1" * 32, "robot1", "robot1 mTLS")]
-    client.list_attachments.return_value = [
-        {"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(cert)}
-    ]
-    client.list_records.return_value = [
-        {"sys_id": "c" * 32, "name": "Robot CA", "publish_status": "exists"}
-    ]
-    client.attachment_content.return_value = CA_CERT.public_bytes(
-        serialization.Encoding.PEM
+    _registered(
+        client, [{"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(cert)}]
     )
 
     changed, result, _diff = user_cert.run(
@@ -631,3 +653,74 @@ def test_certificate_unusable_for_mutual_tls_is_refused_before_any_request(
         )
 
     assert client.mock_calls == []
+
+
+OTHER_CA_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.mark.parametrize(
+    ("ca", "publish_status", "active"),
+    [
+        pytest.param(
+            _cert("Other CA", ca=True, issuer="Other CA", key=OTHER_CA_KEY)[1],
+            "exists",
+            True,
+            id="record-holds-another-ca",
+        ),
+        pytest.param(
+            # Same name as the robots' issuer, another key: only the signature tells them apart.
+            _cert("Robot CA", ca=True, issuer="Robot CA", key=OTHER_CA_KEY)[1],
+            "exists",
+            True,
+            id="same-subject-other-key",
+        ),
+        pytest.param(CA_CERT, "pending", True, id="not-published"),
+        pytest.param(CA_CERT, "exists", False, id="deactivated"),
+    ],
+)
+def test_unchanged_mapping_whose_ca_record_is_gone_fails_naming_it(
+    ca: x509.Certificate, publish_status: str, active: bool
+) -> None:
+    robots = {f"robot{i}": _cert(f"robot{i}")[1] for i in range(2)}
+    client = _client()
+    client.list_in.return_value = [
+        _record(f"{i:032x}", u, f"{u} mTLS") for i, u in enumerate(robots)
+    ]
+    _registered(
+        client,
+        [
+            {"sys_id": f"a{i:031x}", "table_sys_id": f"{i:032x}", "hash": _digest(c)}
+            for i, c in enumerate(robots.values())
+        ],
+        ca=ca,
+        publish_status=publish_status,
+    )
+    if not active:
+        client.list_records.return_value = []
+
+    with pytest.raises(CertificateError) as failure:
+        user_cert.run(
+            _params(
+                *(
+                    {"user": u, "name": f"{u} mTLS", "pem_content": _pem(c)}
+                    for u, c in robots.items()
+                )
+            ),
+            client,
+            False,
+        )
+
+    message = str(failure.value)
+    assert message.startswith(
+        "2 mapping(s) (robot0/robot0 mTLS, robot1/robot1 mTLS) hold certificates issued by 'CN=Robot CA', "
+        "which is no longer an active, published CA record"
+    )
+    assert "re-issue them from the registered CA" in message and "\n" not in message
+    assert _writes(client) == []
+    requests = (
+        client.list_in.call_count
+        + client.list_attachments.call_count
+        + client.list_records.call_count
+        + client.attachment_content.call_count
+    )
+    assert requests <= 5
