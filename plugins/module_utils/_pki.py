@@ -500,17 +500,29 @@ _URI = re.compile(
     r"(?P<rest>[/?#](?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?"
 )
 _SAN_EXPECTED = {
-    "email": "an e-mail address local@domain (RFC 5322 addr-spec)",
+    "email": "an e-mail address local@domain with a fully qualified domain (RFC 5322 addr-spec)",
     "upn": "a user principal name local@domain, for example robot01@example.com",
     "uri": "a URI with a scheme and a fully qualified host, for example https://rpa.example.com/robot01 (RFC 3986, RFC 5280 4.2.1.6)",
-    "dns": "a host name of letters, digits and hyphens between dots, for example robot01.example.com",
+    "dns": "a fully qualified host name of letters, digits and hyphens between dots, for example robot01.example.com",
 }
 
 
-def is_dns_name(value: str) -> bool:
-    """True for a DNS name in preferred name syntax (no trailing dot, no wildcard)."""
+# A top-level domain is letters only (or an IDNA xn-- label); pkilint refuses names without one.
+_TLD = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+)
+
+
+def is_dns_name(value: str, *, fqdn: bool = True) -> bool:
+    """True for a DNS name in preferred name syntax (no trailing dot, no wildcard).
+
+    FQDN=True also wants two or more labels ending in a top-level domain, as pkilint does.
+    """
     labels = value.split(".")
-    return len(value) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+    if len(value) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return False
+    return not fqdn or (len(labels) > 1 and _TLD.fullmatch(labels[-1]) is not None)
 
 
 def is_email_address(value: str) -> bool:
@@ -525,7 +537,7 @@ def _is_upn(value: str) -> bool:
     return (
         bool(sep and local)
         and not any(c.isspace() or c == "@" for c in local)
-        and is_dns_name(domain)
+        and is_dns_name(domain, fqdn=False)
     )
 
 
@@ -536,7 +548,7 @@ def _is_uri(value: str) -> bool:
     if found is None:
         return False
     host = found.group("host")
-    return "." in host and is_dns_name(host)
+    return is_dns_name(host) or _IPV4.fullmatch(host) is not None
 
 
 _SAN_CHECKS: dict[str, t.Callable[[str], bool]] = {

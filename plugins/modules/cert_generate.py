@@ -88,8 +88,9 @@ options:
       - Each value is checked before anything is written. C(email:) takes C(local@domain) (RFC 5322 addr-spec, ASCII).
         C(upn:) takes C(local@domain) where the domain is a host name; the local part may be non-ASCII. C(uri:) takes
         an absolute URI with a scheme and a fully qualified host, such as C(https://rpa.example.com/robot01) (RFC 3986;
-        C(urn:) names are refused because pkilint reports them). C(dns:) takes a host name of letters, digits and
-        hyphens between dots (RFC 1034 preferred name syntax, no wildcard, ASCII; IDNA-encode other names).
+        C(urn:) names are refused because pkilint reports them). C(dns:) takes a fully qualified host name of letters,
+        digits and hyphens between dots that ends in a top-level domain (RFC 1034 preferred name syntax, no wildcard,
+        ASCII; IDNA-encode other names); e-mail domains follow the same rule.
     type: list
     elements: str
     default: []
@@ -170,6 +171,9 @@ attributes:
     details: With O(force=true) every run makes a new key and certificate.
 notes:
   - Serial numbers are random and positive, at most 159 bits; signatures use SHA-256 or stronger.
+  - pkilint checks C(uri:) names with a list of known schemes (http, https, ftp, ftps, sftp, ssh, git, rtsp, telnet) and
+    reports other schemes, such as C(ldaps), as invalid URI syntax although RFC 3986 allows them; such names are accepted
+    here, so prefer C(https:) URIs where a clean lint matters.
   - A private robot CA is the default design because ServiceNow blocks self-signed certificates for certificate-based
     authentication by default (KB0993615); no switch to allow them is documented.
   - An existing key file that cannot be read with O(privatekey_passphrase), or an existing certificate file that is not a

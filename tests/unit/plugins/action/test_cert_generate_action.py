@@ -607,7 +607,7 @@ def test_damaged_existing_files_name_one_remedy_each(
         ),
         (
             ["dns:bad host_name!"],
-            "subject_alt_names entry 'dns:bad host_name!' is not valid; expected a host name",
+            "subject_alt_names entry 'dns:bad host_name!' is not valid; expected a fully qualified host name",
         ),
     ],
 )

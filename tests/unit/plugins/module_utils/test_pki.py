@@ -580,7 +580,7 @@ def test_missing_or_old_cryptography_is_one_line(
         ),
         (
             lambda: _pki.parse_san(["dns:bad host_name!"]),
-            "entry 'dns:bad host_name!' is not valid; expected a host name",
+            "entry 'dns:bad host_name!' is not valid; expected a fully qualified host name",
         ),
         (
             lambda: _pki.parse_san(["dns:-robot.example.com"]),
@@ -597,6 +597,18 @@ def test_missing_or_old_cryptography_is_one_line(
         (
             lambda: _pki.parse_san(["upn:@example.com"]),
             "entry 'upn:@example.com' is not valid",
+        ),
+        (
+            lambda: _pki.parse_san(["dns:localhost"]),
+            "entry 'dns:localhost' is not valid; expected a fully qualified host name",
+        ),
+        (
+            lambda: _pki.parse_san(["dns:a.b-c.d"]),
+            "entry 'dns:a.b-c.d' is not valid; expected a fully qualified host name",
+        ),
+        (
+            lambda: _pki.parse_san(["email:robot@localhost"]),
+            "entry 'email:robot@localhost' is not valid; expected an e-mail address",
         ),
         (lambda: _pki.parse_san(["upn:"]), "entry 'upn:' has an empty value"),
         (lambda: _pki.parse_san(["dns:  "]), "entry 'dns:  ' has an empty value"),
@@ -627,10 +639,12 @@ def test_good_names_and_sizes_are_accepted() -> None:
             "uri:ldaps://user@dc1.corp.example.com:636/cn=robot01",
             "dns:robot01.example.com",
             "dns:3com.example",
+            "uri:https://192.0.2.10/robots",
+            "upn:robot01@CORP",
         ]
     )
 
-    assert len(names) == 6
+    assert len(names) == 8
     for size in _pki.RSA_KEY_SIZES:
         _pki.check_key_options("rsa", size, "secp256r1")
 
