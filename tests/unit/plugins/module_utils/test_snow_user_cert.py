@@ -27,7 +27,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client i
 
 NOW = datetime.datetime.now(datetime.UTC)
 CA_KEY = ec.generate_private_key(ec.SECP256R1())
-CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
+CLIENT_AUTH = (ExtendedKeyUsageOID.CLIENT_AUTH,)
 
 
 def _cert(
@@ -37,7 +37,7 @@ def _cert(
     key: t.Any = CA_KEY,
     expired: bool = False,
     ca: bool = False,
-    eku: list[x509.ObjectIdentifier] | None = CLIENT_AUTH,
+    eku: t.Sequence[x509.ObjectIdentifier] | None = CLIENT_AUTH,
 ) -> tuple[t.Any, x509.Certificate]:
     own = key if ca else ec.generate_private_key(ec.SECP256R1())
     end = (
@@ -363,7 +363,11 @@ def test_failed_insert_deletes_what_this_run_created() -> None:
         else [orphan]
     )
 
-    with pytest.raises(ServiceNowError, match="HTTP 400: bad$"):
+    with pytest.raises(
+        ServiceNowError,
+        match="HTTP 400: bad; the records and attachments this run had written were removed again, "
+        "so nothing is left half-written$",
+    ):
         user_cert.run(
             _params(
                 {
