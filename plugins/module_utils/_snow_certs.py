@@ -4,7 +4,8 @@
 Records are compared by the SHA-256 ``hash`` of their attachment. The attached bytes are made
 deterministically from the certificates (canonical PEM, base64 wrapped at 64 columns), so one
 listing of attachment records tells whether an instance already holds a given certificate.
-New records follow the order reported to work (REFERENCE.md section 5): attach the PEM to a
+New records follow the order reported to work on instances (the attachment is what the instance
+reads the certificate from, so it must exist before the record is inserted): attach the PEM to a
 chosen sys_id, then insert the record with that sys_id; whatever this run created is deleted
 again when a later step fails.
 """
@@ -171,12 +172,15 @@ class Undo:
 
 
 def fail_with_undo(undo: Undo, exc: RobotCertsError) -> t.NoReturn:
+    wrote = bool(undo.created) and not undo.client.check_mode
     problems = undo.run()
     message = str(exc)
     if problems:
         message += "; cleaning up what this run created also failed: " + " | ".join(
             problems
         )
+    elif wrote:
+        message += "; the records and attachments this run had written were removed again, so nothing is left half-written"
     kind = CertificateError if isinstance(exc, CertificateError) else ServiceNowError
     raise kind(message) from None
 
@@ -306,7 +310,8 @@ def wait_published(
             )
         if time.monotonic() >= deadline:
             raise ServiceNowError(
-                f"CA record {name!r} still has publish status {status or 'empty'!r} after {timeout:g} s; raise publish_timeout or check the instance"
+                f"CA record {name!r} still has publish status {status or 'empty'!r} after {timeout:g} s; raise publish_timeout, "
+                "or look in the instance's system log for why the certificate is not published, then run the task again"
             )
         client.sleep(interval)
 
@@ -352,7 +357,7 @@ def run_ca(
     if not leaf_is_ca:
         result["warnings"].append(
             f"CA {name!r}: a certificate without basicConstraints CA:TRUE is registered as a CA; ServiceNow blocks self-signed "
-            "certificates for certificate-based authentication by default (KB0993615, REFERENCE.md section 2)"
+            "certificates for certificate-based authentication by default (KB0993615)"
         )
     desired = _ca_desired(params, client)
     same = [r for r in rows if has_digest(attachments.get(r["sys_id"], []), pem.digest)]

@@ -120,6 +120,13 @@ def _hint(status: int, path: str) -> str:
         return f"the table exists only once the plugin {tables.MUTUAL_AUTH_PLUGIN} is active; run snowrpa.robot_certs.snow_plugin first"
     if status == 429:
         return "the instance kept rate-limiting after every retry; try again later or lower the request rate"
+    if status in (502, 503, 504):
+        return "the instance stayed unavailable through every retry; run the task again once it answers"
+    if status >= 500:
+        return (
+            "the instance failed while handling the request; check its system log (System Logs > Errors) "
+            "for the cause, then run the task again"
+        )
     return ""
 
 

@@ -175,11 +175,22 @@ def run(
         for name in PROPERTIES
     }
     values = facts["properties"]
-    if values[tables.PROP_MUTUAL_ENABLED] == "false":
+    for name in PROPERTIES:
+        value = values[name]
+        if (
+            value is not None
+            and prop.is_boolean(records.get(name))
+            and value not in ("true", "false")
+        ):
+            # Code that compares with "true" reads anything else, "True" included, as false.
+            problems.append(
+                f"{name} is {value!r}, not the canonical true or false of a boolean property; set it with snow_property"
+            )
+    if (values[tables.PROP_MUTUAL_ENABLED] or "").strip().lower() == "false":
         problems.append(
             f"{tables.PROP_MUTUAL_ENABLED} is false: the instance refuses certificate logins; set it to true with snow_property"
         )
-    if values[tables.PROP_WEBSOCKET] == "false":
+    if (values[tables.PROP_WEBSOCKET] or "").strip().lower() == "false":
         problems.append(
             f"{tables.PROP_WEBSOCKET} is false: robots need web sockets; set it to true with snow_property"
         )

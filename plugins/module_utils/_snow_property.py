@@ -8,15 +8,22 @@ import typing as t
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _snow_tables as tables,
 )
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    ServiceNowError,
+)
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     SnowClient,
 )
 
 PROPERTY_FIELDS = ("sys_id", "name", "value", "type", "description")
 _SECRET_TYPES = ("password", "password2")
+# A boolean property's type is "true|false" on an instance; "boolean" is accepted as a synonym.
+BOOLEAN_TYPES = ("true|false", "boolean")
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
 CODE_SIGNING_WARNING = (
     f"turning on {tables.PROP_CODE_SIGNING} makes robots refuse every published package that is not signed; "
-    "republish the packages signed with the code-signing certificate (REFERENCE.md section 5)"
+    "republish the packages signed with the code-signing certificate"
 )
 
 
@@ -25,6 +32,24 @@ def normalise(value: t.Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def canonical_bool(name: str, value: t.Any) -> str:
+    """VALUE of the boolean property NAME as the instance's canonical "true" or "false"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = "" if value is None else str(value).strip().lower()
+    if text in _TRUE_WORDS:
+        return "true"
+    if text in _FALSE_WORDS:
+        return "false"
+    raise ServiceNowError(
+        f"property {name} is a boolean (true|false) property: {value!r} is neither true nor false; give true or false"
+    )
+
+
+def is_boolean(record: dict[str, t.Any] | None) -> bool:
+    return str((record or {}).get("type") or "").strip().lower() in BOOLEAN_TYPES
 
 
 def read_properties(
@@ -40,12 +65,20 @@ def read_properties(
 def run(
     params: dict[str, t.Any], client: SnowClient, check_mode: bool
 ) -> tuple[bool, dict[str, t.Any], dict[str, t.Any]]:
-    """Ensure the property NAME has VALUE, creating it when it does not exist."""
+    """Ensure the property NAME has VALUE; a missing property is created only with CREATE."""
     name = params["name"]
-    value = normalise(params["value"])
     record = read_properties(client, [name]).get(name)
+    if record is None and not params.get("create"):
+        # A misspelt name would otherwise become a new property that nothing reads.
+        raise ServiceNowError(
+            f"property {name} does not exist on the instance; check the name, or set create: true to create it"
+        )
     current = None if record is None else str(record.get("value") or "")
     kind = str((record or {}).get("type") or params.get("type") or "string")
+    if kind.strip().lower() in BOOLEAN_TYPES:
+        value = canonical_bool(name, params["value"])
+    else:
+        value = normalise(params["value"])
     secret = kind in _SECRET_TYPES
     result: dict[str, t.Any] = {"warnings": []}
     shown = (lambda v: None if v is None else "********") if secret else (lambda v: v)
@@ -84,7 +117,10 @@ def run(
 
 
 __all__ = (
+    "BOOLEAN_TYPES",
     "CODE_SIGNING_WARNING",
+    "canonical_bool",
+    "is_boolean",
     "PROPERTY_FIELDS",
     "normalise",
     "read_properties",

@@ -1,8 +1,8 @@
 # This file is internal to the snowrpa.robot_certs collection and may change in any release.
 """The ServiceNow tables, columns and choice values the collection relies on, in one place.
 
-Column names and choice values marked [infer] in docs/servicenow-api.md ("Tables") and
-REFERENCE.md section 5 are not documented by ServiceNow; when a real instance differs, this is
+Column names and choice values marked [infer] in docs/servicenow-api.md ("Tables") are not
+documented by ServiceNow; when a real instance differs, this is
 the one file to change. Query conditions are built here so that every field name is checked
 before a request is sent: an instance silently ignores a condition on an unknown field, which
 would turn a narrow look-up into a listing of the whole table.
@@ -114,7 +114,7 @@ CHOICES_USED: dict[tuple[str, str], tuple[str, ...]] = {
     (USER_CERT_TABLE, "type"): (USER_CERT_TYPE,),
 }
 
-# Roles and properties named in REFERENCE.md section 5.
+# Roles, the plugin and the properties that certificate-based login of robots depends on.
 ROLE_ADMIN = "admin"
 ROLE_SSO_CONFIG_ADMIN = "sso_config_admin"
 MUTUAL_AUTH_PLUGIN = "com.glide.auth.mutual"

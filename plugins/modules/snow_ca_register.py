@@ -13,7 +13,8 @@ short_description: Register a CA certificate for certificate-based login on Serv
 version_added: 0.1.0
 description:
   - Ensures a C(sys_ca_certificate) record named O(name) holds the given CA certificate (a root, or a root plus
-    intermediates), so that user mappings of certificates it issued are accepted (REFERENCE.md section 5).
+    intermediates), so that user mappings of certificates it issued are accepted - the instance accepts a mapping,
+    and a robot's mutual TLS login, only when the certificate chains to an active CA record that is published.
   - The PEM goes in as an attachment; the instance reads subject, issuer and validity from it and publishes it.
   - Idempotent by certificate, not by name - the same certificate under the same name is left alone; a different
     PEM under the same name replaces the record (the old one is deleted once the new one is in place, and published
@@ -96,6 +97,9 @@ attributes:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
+  - When a different PEM replaces the record and its CA has another subject or public key than the old one, the
+    module counts, in one request, the active user mappings whose issuer is the old CA and warns that they will be
+    refused until their certificates are re-issued; M(snowrpa.robot_certs.snow_user_cert) then fails for them.
   - Writing C(sys_ca_certificate) needs role C(sso_config_admin) besides C(admin) [seen], and the plugin
     C(com.glide.auth.mutual) (see M(snowrpa.robot_certs.snow_plugin)).
   - New records are made by attaching the PEM to a chosen sys_id, then inserting the record with that sys_id [seen];

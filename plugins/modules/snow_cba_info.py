@@ -12,10 +12,11 @@ module: snow_cba_info
 short_description: Check whether a ServiceNow instance is ready for certificate-based robot login
 version_added: 0.1.0
 description:
-  - Reads, without changing anything, what mutual TLS login of RPA robots depends on (REFERENCE.md section 5) - the
+  - Reads, without changing anything, what mutual TLS login of RPA robots depends on - the
     ADCv2 load balancer (response header C(Server) V(snow_adc)), C(/adcv2/supports_tls), the state of the plugin
     C(com.glide.auth.mutual) and of the certificate tables, the calling user's roles (C(admin), C(sso_config_admin))
-    and the relevant system properties.
+    and the relevant system properties. A boolean property holding anything but the lower-case V(true) or V(false)
+    (V(True), say) is reported as a problem, since code comparing with V(true) reads it as false.
   - Returns the facts and a list of problems in plain words; an empty list means the instance is ready.
 author:
   - snowrpa.robot_certs contributors (@snowrpa)
@@ -43,7 +44,7 @@ notes:
     unreachable instance fail the task.
   - The roles are read only for a named user (Basic or the OAuth password grant).
   - Once the certificate tables exist, the column names and choice values the collection infers are checked against
-    the instance's C(sys_dictionary) and C(sys_choice) (REFERENCE.md section 5), so a real instance that names them
+    the instance's C(sys_dictionary) and C(sys_choice), so a real instance that names them
     differently is reported before anything is written.
   - "Inferred facts [infer]: the certificate tables exist once sys_db_object has a row sys_ca_certificate;
     v_plugin.active is V(active) for an active plugin; sn_rpa_fdn.instance_authentication is V(mTLS) for
@@ -52,15 +53,39 @@ notes:
 
 EXAMPLES = r"""
 ---
+# The connection is set once per play for every ServiceNow module through the action group.
 - name: Check the instance before mapping robots
-  snowrpa.robot_certs.snow_cba_info:
-  register: preflight
-  delegate_to: localhost
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/snowrpa.robot_certs.servicenow:
+      instance:
+        host: myco.service-now.com
+        username: "{{ sn_username }}"
+        password: "{{ sn_password }}"
+  tasks:
+    - name: Check the instance
+      snowrpa.robot_certs.snow_cba_info:
+      register: preflight
 
-- name: Stop when the instance is not ready
-  ansible.builtin.assert:
-    that: preflight.problems | length == 0
-    fail_msg: "{{ preflight.problems | join('; ') }}"
+    - name: Stop when the instance is not ready
+      ansible.builtin.assert:
+        that: preflight.problems | length == 0
+        fail_msg: "{{ preflight.problems | join('; ') }}"
+
+# Without module_defaults, give the connection to the task itself.
+- name: Check the instance with an OAuth client
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the instance
+      snowrpa.robot_certs.snow_cba_info:
+        instance:
+          host: myco.service-now.com
+          grant_type: client_credentials
+          client_id: "{{ sn_client_id }}"
+          client_secret: "{{ sn_client_secret }}"
+      register: preflight
 """
 
 RETURN = r"""

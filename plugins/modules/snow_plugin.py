@@ -15,7 +15,7 @@ description:
   - Reads the plugin's state from C(v_plugin) and, when it is not active, activates it with
     C(POST /api/sn_cicd/plugin/{id}/activate), then polls the progress record until it reports success.
   - The default plugin, C(com.glide.auth.mutual), creates the certificate tables that
-    M(snowrpa.robot_certs.snow_ca_register) and M(snowrpa.robot_certs.snow_user_cert) write to (REFERENCE.md section 5).
+    M(snowrpa.robot_certs.snow_ca_register) and M(snowrpa.robot_certs.snow_user_cert) write to; they do not exist before the plugin is active.
 author:
   - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:

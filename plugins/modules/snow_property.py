@@ -12,10 +12,12 @@ module: snow_property
 short_description: Ensure a ServiceNow system property has a value
 version_added: 0.1.0
 description:
-  - Reads the property from C(sys_properties) and sets its value when it differs; creates the property when the
-    instance has no record of it.
-  - Properties that matter for robot certificates (REFERENCE.md section 5) - C(glide.authenticate.mutual.enabled),
-    C(glide.cometd.websocket.enabled), C(sn_rpa_fdn.instance_authentication), C(sn_rpa_fdn.code_signing_required).
+  - Reads the property from C(sys_properties) and sets its value when it differs. A property the instance has no
+    record of is an error unless O(create=true), so a misspelt name is not created silently.
+  - Properties that matter for robot certificates - C(glide.authenticate.mutual.enabled) (the instance accepts
+    certificate logins), C(glide.cometd.websocket.enabled) (robots need web sockets),
+    C(sn_rpa_fdn.instance_authentication) (V(mTLS) makes robots log in with their certificate) and
+    C(sn_rpa_fdn.code_signing_required) (robots run signed packages only).
 author:
   - snowrpa.robot_certs contributors (@snowrpa)
 extends_documentation_fragment:
@@ -28,17 +30,26 @@ options:
     required: true
   value:
     description:
-      - Value to store. Booleans are stored as V(true) or V(false), everything else as its text.
+      - Value to store, as its text.
+      - For a property of type C(true|false) (or C(boolean)) the value is compared and stored as the canonical
+        lower-case V(true) or V(false); V(True), V(yes), V(on) and V(1) (and their false counterparts) are accepted,
+        anything else is an error.
     type: raw
     required: true
+  create:
+    description:
+      - Create the property when the instance has no record of it.
+      - When V(false), a missing property fails the task, naming it, so that a misspelt name is caught.
+    type: bool
+    default: false
   type:
     description:
-      - Type of the property, used only when the module creates it.
+      - Type of the property, used only when the module creates it (O(create=true)); V(true|false) for a boolean.
     type: str
     default: string
   description:
     description:
-      - Description, used only when the module creates the property.
+      - Description, used only when the module creates the property (O(create=true)).
     type: str
 attributes:
   check_mode:
@@ -53,7 +64,9 @@ attributes:
     support: full
 notes:
   - Turning on C(sn_rpa_fdn.code_signing_required) makes the robots refuse every published package that is not signed,
-    so the module warns before doing it; republish the packages signed (REFERENCE.md section 5).
+    so the module warns before doing it; republish the packages signed with the code-signing certificate.
+  - The type of a property is read from the instance; a value is canonicalised as a boolean only when that type is
+    C(true|false) or C(boolean).
 """
 
 EXAMPLES = r"""
@@ -68,6 +81,15 @@ EXAMPLES = r"""
   snowrpa.robot_certs.snow_property:
     name: glide.authenticate.mutual.enabled
     value: true
+  delegate_to: localhost
+
+- name: Create a property of our own
+  snowrpa.robot_certs.snow_property:
+    name: x_acme.robot_certs.managed
+    value: true
+    type: true|false
+    description: Robot certificates on this instance are managed by Ansible
+    create: true
   delegate_to: localhost
 """
 
@@ -114,6 +136,7 @@ def main() -> None:
         "value": {"type": "raw", "required": True},
         "type": {"type": "str", "default": "string"},
         "description": {"type": "str"},
+        "create": {"type": "bool", "default": False},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 

@@ -13,9 +13,10 @@ short_description: Map client certificates to ServiceNow users, for a whole flee
 version_added: 0.1.0
 description:
   - Ensures C(sys_user_certificate) records map each robot's client certificate to its service account, so the robot
-    logs in with mutual TLS as that user (REFERENCE.md sections 1 and 5, step 10).
+    logs in with mutual TLS as that user. The instance accepts such a login only while the mapping is active and its
+    certificate chains to an active, published CA record (see M(snowrpa.robot_certs.snow_ca_register)).
   - Takes one mapping (O(user), O(name), O(pem_path) or O(pem_content)) or a list in O(mappings). Look-ups are
-    batched - an unchanged run for N mappings costs about ceil(N/180) + 2 requests, whatever N is.
+    batched - an unchanged run for N mappings costs about ceil(N/180) + 3 requests plus one per active CA record.
   - Idempotent by certificate, not by name - a mapping with the same certificate is left alone, a new PEM under the
     same name replaces the old record once the new one is in place, and the diff shows old and new fingerprints.
 author:
@@ -34,10 +35,12 @@ options:
   pem_path:
     description:
       - Path to the PEM certificate of the single mapping, read where the task runs. Mutually exclusive with O(pem_content).
+      - The robot's certificate, optionally followed by the CA certificates that issued it, in order (the chain file
+        that M(snowrpa.robot_certs.cert_export) writes to its C(pem_path)). Only the first certificate is mapped.
     type: path
   pem_content:
     description:
-      - PEM text of the certificate of the single mapping.
+      - PEM text of the certificate of the single mapping, optionally followed by its issuers as for O(pem_path).
       - Not logged, so a private key pasted here by mistake never reaches the output.
     type: str
   active:
@@ -59,7 +62,7 @@ options:
         description: Name of the mapping record. Defaults to the certificate's common name.
         type: str
       pem_path:
-        description: Path to the PEM certificate.
+        description: Path to the PEM certificate, optionally followed by its issuers (only the first is mapped).
         type: path
       pem_content:
         description: PEM text of the certificate (not logged).
@@ -95,6 +98,14 @@ attributes:
     support: full
 notes:
   - A PEM holding a private key is refused before any request; the attachment holds the certificate only.
+  - A PEM with several certificates is accepted only as the robot's certificate followed by the CAs that issued it,
+    each signed by the next; any other extra certificate is refused before any request.
+  - A certificate without the client authentication EKU (a code-signing certificate, say) and a CA certificate are
+    refused before any request - a certificate without that EKU is never sent in the TLS handshake, so the mapping
+    could never log in. Map the robot's client_auth certificate.
+  - Mappings that stay unchanged are checked too - when the CA record that issued them was replaced by another CA,
+    deactivated or is not published, the task fails naming the mappings, since the instance refuses their logins.
+    Re-issue their certificates from the registered CA, or register their CA again.
   - An expired certificate, an unknown user, and a certificate that no active, published CA record issued are
     refused before anything is written. Register the CA with M(snowrpa.robot_certs.snow_ca_register) first.
   - New records are made by attaching the PEM to a chosen sys_id, then inserting the record with that sys_id [seen];

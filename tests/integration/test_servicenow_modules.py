@@ -783,6 +783,14 @@ def test_a_refused_insert_leaves_no_orphan_attachment(
         )
         and "\n" not in message
     )
+    # What to do, and that the attachment this run had written is gone again.
+    assert (
+        "check its system log (System Logs > Errors) for the cause, then run the task again"
+        in message
+    )
+    assert message.endswith(
+        "; the records and attachments this run had written were removed again, so nothing is left half-written"
+    )
     attached = [
         r
         for r in logged

@@ -250,8 +250,15 @@ def test_publish_timeout_names_the_status() -> None:
 
     with pytest.raises(
         ServiceNowError, match="still has publish status 'pending' after 0.05 s"
-    ):
+    ) as failure:
         certs.run_ca(_ca_params(_ca(), publish_timeout=0.05), client, False)
+
+    assert "raise publish_timeout, or look in the instance's system log" in str(
+        failure.value
+    )
+    assert str(failure.value).endswith(
+        "the records and attachments this run had written were removed again, so nothing is left half-written"
+    )
 
     # The record this run created is removed again.
     client.delete.assert_called_once_with(
@@ -433,7 +440,9 @@ def test_missing_property_is_created_and_password_values_are_masked() -> None:
     client.create.return_value = {"sys_id": "2" * 32}
 
     changed, result, diff = prop.run(
-        _property_params("x.secret", "hunter2", type="password2"), client, False
+        _property_params("x.secret", "hunter2", type="password2", create=True),
+        client,
+        False,
     )
 
     assert changed and result["property"]["value"] == "********"
@@ -441,6 +450,84 @@ def test_missing_property_is_created_and_password_values_are_masked() -> None:
     client.create.assert_called_once_with(
         "sys_properties", {"name": "x.secret", "value": "hunter2", "type": "password2"}
     )
+
+
+def test_missing_property_without_create_fails_and_writes_nothing() -> None:
+    client = _client()
+
+    with pytest.raises(
+        ServiceNowError,
+        match=r"^property glide\.authenticate\.mutual\.enabeld does not exist on the instance; check the name, "
+        "or set create: true to create it$",
+    ):
+        prop.run(
+            _property_params("glide.authenticate.mutual.enabeld", True), client, False
+        )
+
+    client.create.assert_not_called()
+    client.update.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("stored", "given", "written"),
+    [
+        ("true", "True", None),
+        ("true", "yes", None),
+        ("false", 0, None),
+        ("false", "TRUE", "true"),
+        ("True", True, "true"),
+        ("FALSE", "no", "false"),
+    ],
+)
+def test_boolean_property_is_compared_and_written_canonically(
+    stored: str, given: t.Any, written: str | None
+) -> None:
+    client = _client()
+    client.list_in.return_value = [
+        {
+            "sys_id": "1" * 32,
+            "name": tables.PROP_MUTUAL_ENABLED,
+            "value": stored,
+            "type": "true|false",
+        }
+    ]
+
+    changed, result, _diff = prop.run(
+        _property_params(tables.PROP_MUTUAL_ENABLED, given), client, False
+    )
+
+    assert changed is (written is not None)
+    if written is None:
+        client.update.assert_not_called()
+    else:
+        client.update.assert_called_once_with(
+            "sys_properties", "1" * 32, {"value": written}
+        )
+    assert result["property"]["value"] in ("true", "false")
+
+
+def test_boolean_property_refuses_a_value_that_is_not_a_boolean() -> None:
+    client = _client()
+    client.list_in.return_value = [
+        {"sys_id": "1" * 32, "name": "b", "value": "true", "type": "true|false"}
+    ]
+
+    with pytest.raises(ServiceNowError, match="'maybe' is neither true nor false"):
+        prop.run(_property_params("b", "maybe"), client, False)
+
+    client.update.assert_not_called()
+
+
+def test_string_property_keeps_its_case() -> None:
+    client = _client()
+    client.list_in.return_value = [
+        {"sys_id": "1" * 32, "name": "s", "value": "true", "type": "string"}
+    ]
+
+    changed, _result, _diff = prop.run(_property_params("s", "True"), client, False)
+
+    assert changed is True
+    client.update.assert_called_once_with("sys_properties", "1" * 32, {"value": "True"})
 
 
 @pytest.mark.parametrize(

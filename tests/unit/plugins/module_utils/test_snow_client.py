@@ -253,7 +253,9 @@ def test_retries_are_bounded() -> None:
     made, transport, sleeps = client(lambda call: Answer(503, b"<html>busy</html>"))
 
     with pytest.raises(
-        ServiceNowError, match=r"^GET /api/now/table/sys_user failed with HTTP 503$"
+        ServiceNowError,
+        match=r"^GET /api/now/table/sys_user failed with HTTP 503; the instance stayed unavailable through every retry; "
+        "run the task again once it answers$",
     ):
         made.list_records("sys_user")
 
@@ -544,3 +546,19 @@ def test_an_expired_oauth_token_is_renewed_once() -> None:
     with pytest.raises(ServiceNowError, match="HTTP 401"):
         made.list_records("sys_user")
     assert len(transport.calls) == 7 and "NEWER" not in str(made.would_change)
+
+
+def test_a_server_error_says_what_to_do() -> None:
+    message = str(
+        snow.SnowClient(dict(INSTANCE))._status_error(
+            "POST",
+            "/api/now/table/sys_user_certificate",
+            500,
+            b'{"error": {"message": "Operation Failed"}, "status": "failure"}',
+        )
+    )
+
+    assert message == (
+        "POST /api/now/table/sys_user_certificate failed with HTTP 500: Operation Failed; the instance failed while "
+        "handling the request; check its system log (System Logs > Errors) for the cause, then run the task again"
+    )

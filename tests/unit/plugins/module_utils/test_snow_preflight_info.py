@@ -282,3 +282,38 @@ def test_cert_info_without_downloads_leaves_fingerprints_unknown() -> None:
         and result["mappings"][0]["ca_name"] is None
     )
     client.attachment_content.assert_not_called()
+
+
+def test_a_non_canonical_boolean_property_is_a_problem() -> None:
+    client = _client()
+    client.list_records.side_effect = _ready_tables
+    answers = [
+        {
+            "name": "glide.authenticate.mutual.enabled",
+            "value": "True",
+            "type": "true|false",
+        },
+        {
+            "name": "glide.cometd.websocket.enabled",
+            "value": "true",
+            "type": "true|false",
+        },
+        # A string property may hold any text: not flagged.
+        {
+            "name": "sn_rpa_fdn.instance_authentication",
+            "value": "mTLS",
+            "type": "string",
+        },
+    ]
+    client.list_in.side_effect = lambda table, field, values, **kw: (
+        answers if table == "sys_properties" else _dictionary(table, field, values)
+    )
+    client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
+
+    _ignored, result, _ignored = preflight.run({}, client, True)
+
+    assert result["problems"] == [
+        "glide.authenticate.mutual.enabled is 'True', not the canonical true or false of a boolean property; "
+        "set it with snow_property"
+    ]
+    assert result["facts"]["ready"] is False
