@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cryptography_vectors
 import pytest
+from cryptography import x509
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
 from tests.conftest import run_playbook
@@ -262,7 +263,8 @@ def _mtls_handshake(
     server_cert = _pki.build_certificate(
         purpose="client_auth",
         subject=_pki.build_subject({"common_name": "instance.test"}),
-        san=_pki.parse_san(["dns:localhost"]),
+        # The test server answers as localhost, a single-label name the option parser refuses for robots.
+        san=[x509.DNSName("localhost")],
         extra_ekus=_pki.parse_eku(["server_auth"]),
         public_key=server_key.public_key(),
         valid_days=2,
