@@ -1034,3 +1034,121 @@ def test_ca_record_given_another_ca_warns_and_stranded_mappings_fail_the_rerun(
     )
     assert cleanup.rc == 0, cleanup.stdout + cleanup.stderr
     assert snapshot(fleet.snow) == before
+
+
+PROPERTY_AND_PREFLIGHT = """---
+- name: Set a property, then check the instance
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  module_defaults:
+    group/snowrpa.robot_certs.servicenow:
+      instance: "{{ sn }}"
+  tasks:
+    - name: Set the property
+      snowrpa.robot_certs.snow_property:
+        name: "{{ prop_name }}"
+        value: "{{ prop_value }}"
+        type: "{{ prop_type | default('string') }}"
+        create: "{{ prop_create | default(false) }}"
+      when: prop_name is defined
+
+    - name: Check the instance
+      snowrpa.robot_certs.snow_cba_info:
+      when: preflight | default(false)
+"""
+
+
+def test_property_create_switch_canonical_booleans_and_preflight_flag(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    book = tmp_path / "property.yml"
+    book.write_text(PROPERTY_AND_PREFLIGHT)
+    sn = fleet.vars["sn"]
+    names_before = {r["name"] for r in table(fleet.snow, "sys_properties")}
+
+    # A misspelt name fails and creates nothing.
+    fleet.snow.clear_requests()
+    typo = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "prop_name": "glide.authenticate.mutual.enabeld",
+            "prop_value": "true",
+        },
+    )
+    assert typo.rc != 0
+    assert typo.task("Set the property")["msg"] == (
+        "property glide.authenticate.mutual.enabeld does not exist on the instance; check the name, "
+        "or set create: true to create it"
+    )
+    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+    assert {r["name"] for r in table(fleet.snow, "sys_properties")} == names_before
+
+    # "True" for a boolean property holding "true" is the same value: no write.
+    fleet.snow.clear_requests()
+    same = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "prop_name": "glide.authenticate.mutual.enabled",
+            "prop_value": "True",
+        },
+    )
+    assert same.rc == 0 and same.task("Set the property")["changed"] is False
+    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+
+    # A non-canonical value written behind the module's back is flagged, and the module writes it canonically.
+    websocket = next(
+        r
+        for r in table(fleet.snow, "sys_properties")
+        if r["name"] == "glide.cometd.websocket.enabled"
+    )
+    status, _headers, _body = fleet.snow.call(
+        "PATCH",
+        f"/api/now/table/sys_properties/{websocket['sys_id']}",
+        {"value": "True"},
+    )
+    assert status == 200
+    flagged = playbook(book, extra_vars={"sn": sn, "preflight": True})
+    assert flagged.rc == 0
+    assert (
+        "glide.cometd.websocket.enabled is 'True', not the canonical true or false of a boolean property; "
+        "set it with snow_property"
+    ) in flagged.task("Check the instance")["problems"]
+    fixed = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "prop_name": "glide.cometd.websocket.enabled",
+            "prop_value": "yes",
+            "preflight": True,
+        },
+    )
+    assert fixed.rc == 0 and fixed.task("Set the property")["changed"] is True
+    stored = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
+    assert stored["glide.cometd.websocket.enabled"] == "true"
+    assert not any(
+        "canonical" in p for p in fixed.task("Check the instance")["problems"]
+    )
+
+    # With create, a new property is made.
+    made = playbook(
+        book,
+        extra_vars={
+            "sn": sn,
+            "prop_name": "x_test.robot_certs.managed",
+            "prop_value": "On",
+            "prop_type": "true|false",
+            "prop_create": True,
+        },
+    )
+    assert made.rc == 0 and made.task("Set the property")["changed"] is True
+    created = next(
+        r
+        for r in table(fleet.snow, "sys_properties")
+        if r["name"] == "x_test.robot_certs.managed"
+    )
+    assert created["value"] == "true" and created["type"] == "true|false"
