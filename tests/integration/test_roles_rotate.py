@@ -11,6 +11,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from roles_fleet import (
     PASSPHRASE,
     USER_CERT_PATH,
@@ -20,11 +21,25 @@ from roles_fleet import (
 )
 
 from tests.servicenow_double.fixture import SnowInstance
+from tests.unit.plugins.module_utils.pki_fixtures import age_certificate
 
 # Playbook runs against the ServiceNow double: seconds each, a minute on a busy machine.
 pytestmark = pytest.mark.slow
 
-SHORT_LIVED = {"robot_identity_valid_days": 20, "robot_identity_renew_before_days": 5}
+SHORT_LIVED = {"robot_identity_valid_days": 60, "robot_identity_renew_before_days": 5}
+# Provisioned certificates are re-signed as if issued this many days ago, so they expire in 15
+# days: inside rotate.yml's 30-day window, while a renewed one (60 days) is well outside it.
+AGE_DAYS = 45
+
+
+def _age_fleet(fleet: Fleet) -> None:
+    ca_cert = fleet.certs / "ca" / "robot-ca.crt"
+    ca_key = serialization.load_pem_private_key(
+        (fleet.certs / "ca" / "robot-ca.key").read_bytes(), None
+    )
+    for host in fleet.robots:
+        for name in ("client.crt", "codesign.crt"):
+            age_certificate(fleet.dir(host) / name, ca_cert, ca_key, AGE_DAYS)  # type: ignore[arg-type]
 
 
 def test_rotate_maps_the_new_certificate_before_retiring_the_old(
@@ -45,6 +60,7 @@ def test_rotate_maps_the_new_certificate_before_retiring_the_old(
         old_keys[host] = (fleet.dir(host) / "client.key").read_bytes()
     old_ids = {h: [m["sys_id"] for m in fleet.mappings(u)] for h, u in users.items()}
     assert all(len(ids) == 1 for ids in old_ids.values())
+    _age_fleet(fleet)
     snow_instance.clear_requests()
 
     rotate = fleet.run(playbook, "rotate.yml", rotate_within_days=30)
