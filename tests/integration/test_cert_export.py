@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 import socket
 import ssl
@@ -14,6 +15,9 @@ from pathlib import Path
 import cryptography_vectors
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
 from tests.conftest import run_playbook
@@ -259,17 +263,27 @@ def _mtls_handshake(
     ca_key = _pki.load_private_key(
         (ca_pem.parent / "ca.key").read_bytes(), "ca-secret-passphrase", source="ca key"
     )
-    server_key = _pki.generate_private_key("ecdsa", 2048, "secp256r1")
-    server_cert = _pki.build_certificate(
-        purpose="client_auth",
-        subject=_pki.build_subject({"common_name": "instance.test"}),
-        # The test server answers as localhost, a single-label name the option parser refuses for robots.
-        san=[x509.DNSName("localhost")],
-        extra_ekus=_pki.parse_eku(["server_auth"]),
-        public_key=server_key.public_key(),
-        valid_days=2,
-        issuer_cert=ca,
-        issuer_key=ca_key,
+    # The test server's own certificate is made with cryptography directly: it answers as
+    # localhost, a single-label name that the collection refuses in robot certificates.
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "instance.test")])
+        )
+        .issuer_name(ca.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
     )
     (server_dir / "server.pem").write_bytes(_pki.cert_pem(server_cert))
     (server_dir / "server.key").write_bytes(
