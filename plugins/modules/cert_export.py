@@ -229,14 +229,14 @@ reasons:
   sample: ["encryption profile is legacy, not modern"]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _cert_export,
-    _pki,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    require_cryptography,
+    run_module,
 )
 
 
@@ -249,25 +249,11 @@ def main() -> None:
         required_by=_cert_export.REQUIRED_BY,
         supports_check_mode=True,
     )
-    if not _pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(
-            msg=missing_required_lib(
-                f"cryptography >= {_pki.MINIMUM_CRYPTOGRAPHY_VERSION}"
-            )
-        )
-
-    try:
-        changed, result, diff, warnings = _cert_export.run(
-            module.params, check_mode=module.check_mode
-        )
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(changed=changed, **result)
+    require_cryptography(module)
+    run_module(
+        module,
+        lambda: _cert_export.run(module.params, check_mode=module.check_mode),
+    )
 
 
 if __name__ == "__main__":

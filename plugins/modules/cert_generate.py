@@ -289,14 +289,14 @@ reasons:
   sample: ["certificate expires within 30 days"]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _cert_generate,
-    _pki,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    require_cryptography,
+    run_module,
 )
 
 
@@ -307,25 +307,11 @@ def main() -> None:
         required_by=_cert_generate.REQUIRED_BY,
         supports_check_mode=True,
     )
-    if not _pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(
-            msg=missing_required_lib(
-                f"cryptography >= {_pki.MINIMUM_CRYPTOGRAPHY_VERSION}"
-            )
-        )
-
-    try:
-        changed, result, diff, warnings = _cert_generate.run(
-            module.params, check_mode=module.check_mode
-        )
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(changed=changed, **result)
+    require_cryptography(module)
+    run_module(
+        module,
+        lambda: _cert_generate.run(module.params, check_mode=module.check_mode),
+    )
 
 
 if __name__ == "__main__":

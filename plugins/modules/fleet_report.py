@@ -299,8 +299,8 @@ html_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _report
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    run_module,
 )
 
 
@@ -309,18 +309,10 @@ def main() -> None:
         argument_spec=_report.ARGUMENT_SPEC, supports_check_mode=True
     )
 
-    try:
-        changed, result, diff, warnings = _report.run(
-            module.params, check_mode=module.check_mode
-        )
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(changed=changed, **result)
+    run_module(
+        module,
+        lambda: _report.run(module.params, check_mode=module.check_mode),
+    )
 
 
 if __name__ == "__main__":

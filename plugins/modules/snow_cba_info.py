@@ -149,8 +149,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _snow_preflight,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    run_module,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
@@ -165,13 +165,12 @@ def main() -> None:
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-    try:
-        client = SnowClient(module.params["instance"], check_mode=True)
-        changed, result, _diff = _snow_preflight.run(module.params, client, True)
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    module.exit_json(changed=changed, **result)
+    run_module(
+        module,
+        lambda: _snow_preflight.run(
+            module.params, SnowClient(module.params["instance"], check_mode=True), True
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -168,14 +168,14 @@ mappings:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
-    _pki,
     _snow_cert_info,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    require_cryptography,
+    run_module,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
@@ -191,19 +191,13 @@ def main() -> None:
         "fetch_certificates": {"type": "bool", "default": True},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not _pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"),
-            exception=str(_pki.CRYPTOGRAPHY_IMPORT_ERROR),
-        )
-
-    try:
-        client = SnowClient(module.params["instance"], check_mode=True)
-        changed, result, _diff = _snow_cert_info.run(module.params, client, True)
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    module.exit_json(changed=changed, **result)
+    require_cryptography(module)
+    run_module(
+        module,
+        lambda: _snow_cert_info.run(
+            module.params, SnowClient(module.params["instance"], check_mode=True), True
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -120,8 +120,8 @@ previous_value:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _snow_property
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    run_module,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
@@ -140,19 +140,14 @@ def main() -> None:
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
-    try:
-        client = SnowClient(module.params["instance"], check_mode=module.check_mode)
-        changed, result, diff = _snow_property.run(
-            module.params, client, module.check_mode
-        )
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(changed=changed, **result)
+    run_module(
+        module,
+        lambda: _snow_property.run(
+            module.params,
+            SnowClient(module.params["instance"], check_mode=module.check_mode),
+            module.check_mode,
+        ),
+    )
 
 
 if __name__ == "__main__":

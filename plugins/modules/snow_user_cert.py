@@ -194,14 +194,14 @@ removed:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
-    _pki,
     _snow_user_cert,
 )
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
-    RobotCertsError,
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    require_cryptography,
+    run_module,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client import (
     INSTANCE_ARGSPEC,
@@ -242,23 +242,15 @@ def main() -> None:
         required_one_of=[("mappings", "user")],
         supports_check_mode=True,
     )
-    if not _pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"),
-            exception=str(_pki.CRYPTOGRAPHY_IMPORT_ERROR),
-        )
-
-    try:
-        client = SnowClient(module.params["instance"], check_mode=module.check_mode)
-        changed, result, diff = _snow_user_cert.run(
-            module.params, client, module.check_mode
-        )
-    except RobotCertsError as exc:
-        module.fail_json(msg=str(exc))
-
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(changed=changed, **result)
+    require_cryptography(module)
+    run_module(
+        module,
+        lambda: _snow_user_cert.run(
+            module.params,
+            SnowClient(module.params["instance"], check_mode=module.check_mode),
+            module.check_mode,
+        ),
+    )
 
 
 if __name__ == "__main__":
