@@ -7,7 +7,6 @@ import datetime
 import os
 import socket
 import ssl
-import subprocess
 import threading
 import typing as t
 from pathlib import Path
@@ -21,26 +20,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
 from tests.conftest import run_playbook
+from tests.helpers import sh, snapshot
 
 PLAYBOOKS = Path(__file__).parent / "playbooks" / "certs"
 VECTORS = Path(os.path.dirname(cryptography_vectors.__file__)) / "pkcs12"
 PFX_PASSPHRASE = "robot-pfx-passphrase"
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
-    return {
-        str(p.relative_to(folder)): (
-            p.read_bytes(),
-            p.stat().st_mode & 0o777,
-            p.stat().st_mtime_ns,
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def sh(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import run_playbook
+from tests.helpers import sh, snapshot
 from tests.unit.plugins.module_utils.pki_fixtures import age_certificate
 
 PLAYBOOKS = Path(__file__).parent / "playbooks" / "certs"
 VENV_BIN = Path(sys.executable).parent
 LEAVES = ("robot01/client", "robot02/client", "signing/signing")
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
-    return {
-        str(p.relative_to(folder)): (
-            p.read_bytes(),
-            p.stat().st_mode & 0o777,
-            p.stat().st_mtime_ns,
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def sh(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.action.cert_export import (
     ActionModule,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pkcs12, _pki
+from tests.helpers import snapshot
 from tests.unit.plugins.module_utils.pki_fixtures import (
     Identity,
     make_identity,
@@ -43,18 +44,6 @@ def run_action(
         mock.MagicMock(),
     )
     return action.run(task_vars={})
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
-    return {
-        str(p.relative_to(folder)): (
-            p.read_bytes(),
-            p.stat().st_mode & 0o777,
-            p.stat().st_mtime_ns,
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.action.cert_generate import
     ActionModule,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
+from tests.helpers import snapshot
 from tests.unit.plugins.module_utils.pki_fixtures import age_certificate
 
 
@@ -41,20 +42,6 @@ def run_action(
         mock.MagicMock(),
     )
     return action.run(task_vars={})
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
-    """Every file under FOLDER with its bytes, mode and mtime."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            info = path.stat()
-            found[str(path.relative_to(folder))] = (
-                path.read_bytes(),
-                info.st_mode & 0o777,
-                info.st_mtime_ns,
-            )
-    return found
 
 
 @pytest.fixture(scope="module")
