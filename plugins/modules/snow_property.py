@@ -2,18 +2,20 @@
 # Copyright: contributors to the snowrpa.robot_certs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # ruff: noqa: E402
-"""Ensure a ServiceNow system property has a value."""
+"""Ensure ServiceNow system properties have their values."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: snow_property
-short_description: Ensure a ServiceNow system property has a value
+short_description: Ensure ServiceNow system properties have their values
 version_added: 0.1.0
 description:
   - Reads the property from C(sys_properties) and sets its value when it differs. A property the instance has no
     record of is an error unless O(create=true), so a misspelt name is not created silently.
+  - Takes one property (O(name), O(value)) or a list in O(properties). A list is read in one request
+    (C(nameIN...)) and only the properties that differ are written, so an unchanged run costs one request.
   - Properties that matter for robot certificates - C(glide.authenticate.mutual.enabled) (the instance accepts
     certificate logins), C(glide.cometd.websocket.enabled) (robots need web sockets),
     C(sn_rpa_fdn.instance_authentication) (V(mTLS) makes robots log in with their certificate) and
@@ -26,16 +28,41 @@ options:
   name:
     description:
       - Name of the property.
+      - Required unless O(properties) is given; mutually exclusive with it.
     type: str
-    required: true
   value:
     description:
-      - Value to store, as its text.
+      - Value to store, as its text. Required with O(name).
       - For a property of type C(true|false) (or C(boolean)) the value is compared and stored as the canonical
         lower-case V(true) or V(false); V(True), V(yes), V(on) and V(1) (and their false counterparts) are accepted,
         anything else is an error.
     type: raw
-    required: true
+  properties:
+    description:
+      - Several properties at once. All are read in one request and checked before the first write; when a write
+        fails, the properties this run had already written are set back to their previous values.
+      - Each item takes O(name) and O(value); O(create), O(type) and O(description) of an item override the
+        module-level options of the same name.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the property.
+        type: str
+        required: true
+      value:
+        description: Value to store, as for the module-level O(value).
+        type: raw
+        required: true
+      create:
+        description: Create the property when the instance has no record of it; defaults to the module-level O(create).
+        type: bool
+      type:
+        description: Type used when the property is created; defaults to the module-level O(type).
+        type: str
+      description:
+        description: Description used when the property is created; defaults to the module-level O(description).
+        type: str
   create:
     description:
       - Create the property when the instance has no record of it.
@@ -91,12 +118,24 @@ EXAMPLES = r"""
     description: Robot certificates on this instance are managed by Ansible
     create: true
   delegate_to: localhost
+
+- name: Set the properties the robots need, read in one request
+  snowrpa.robot_certs.snow_property:
+    properties:
+      - name: glide.authenticate.mutual.enabled
+        value: true
+      - name: glide.cometd.websocket.enabled
+        value: true
+      - name: sn_rpa_fdn.instance_authentication
+        value: mTLS
+    create: true
+  delegate_to: localhost
 """
 
 RETURN = r"""
 property:
   description: The property after the run.
-  returned: success
+  returned: success, with O(name)
   type: dict
   contains:
     name:
@@ -113,8 +152,32 @@ property:
       type: str
 previous_value:
   description: Value before the run; null when the property did not exist.
-  returned: success
+  returned: success, with O(name)
   type: str
+properties:
+  description: One entry per property of O(properties), in order, after the run.
+  returned: success, with O(properties)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Property name.
+      type: str
+    value:
+      description: Stored value (asterisks for password properties).
+      type: str
+    type:
+      description: Property type.
+      type: str
+    sys_id:
+      description: sys_id of the property record; empty when check mode would create it.
+      type: str
+    previous_value:
+      description: Value before the run (asterisks for password properties); null when the property did not exist.
+      type: str
+    changed:
+      description: Whether this property was (or in check mode would be) written.
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -132,13 +195,30 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._snow_client i
 def main() -> None:
     argument_spec = {
         "instance": INSTANCE_ARGSPEC,
-        "name": {"type": "str", "required": True},
-        "value": {"type": "raw", "required": True},
+        "name": {"type": "str"},
+        "value": {"type": "raw"},
+        "properties": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "name": {"type": "str", "required": True},
+                "value": {"type": "raw", "required": True},
+                "create": {"type": "bool"},
+                "type": {"type": "str"},
+                "description": {"type": "str"},
+            },
+        },
         "type": {"type": "str", "default": "string"},
         "description": {"type": "str"},
         "create": {"type": "bool", "default": False},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("name", "properties")],
+        required_one_of=[("name", "properties")],
+        required_by={"name": ("value",)},
+        supports_check_mode=True,
+    )
 
     run_module(
         module,

@@ -1152,3 +1152,73 @@ def test_property_create_switch_canonical_booleans_and_preflight_flag(
         if r["name"] == "x_test.robot_certs.managed"
     )
     assert created["value"] == "true" and created["type"] == "true|false"
+
+
+PROPERTY_LIST = """---
+- name: Set several properties in one call
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  module_defaults:
+    group/snowrpa.robot_certs.servicenow:
+      instance: "{{ sn }}"
+  tasks:
+    - name: Set the properties
+      snowrpa.robot_certs.snow_property:
+        properties: "{{ props }}"
+        create: "{{ props_create | default(false) }}"
+      diff: true
+"""
+
+
+def test_property_list_reads_once_writes_the_differences_and_fails_whole(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    book = tmp_path / "properties.yml"
+    book.write_text(PROPERTY_LIST)
+    sn = fleet.vars["sn"]
+    props = [
+        {"name": "glide.cometd.websocket.enabled", "value": "true"},
+        {"name": "x_test.robot_certs.list_one", "value": "first"},
+        {"name": "x_test.robot_certs.list_two", "value": "second"},
+    ]
+
+    fleet.snow.clear_requests()
+    made = playbook(book, extra_vars={"sn": sn, "props": props, "props_create": True})
+    assert made.rc == 0, made.stdout + made.stderr
+    task = made.task("Set the properties")
+    assert task["changed"] is True
+    assert set(task["diff"]["after"]) == {
+        "x_test.robot_certs.list_one",
+        "x_test.robot_certs.list_two",
+    }
+    reads = [r for r in api_requests(fleet.snow) if r["method"] == "GET"]
+    assert len(reads) == 1 and "nameIN" in reads[0]["query"], reads
+    assert [r["method"] for r in api_requests(fleet.snow)].count("POST") == 2
+    stored = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
+    assert stored["x_test.robot_certs.list_one"] == "first"
+    assert stored["x_test.robot_certs.list_two"] == "second"
+
+    # Unchanged: one request in all.
+    fleet.snow.clear_requests()
+    again = playbook(book, extra_vars={"sn": sn, "props": props})
+    assert again.rc == 0 and again.task("Set the properties")["changed"] is False
+    assert [r["method"] for r in api_requests(fleet.snow)] == ["GET"]
+
+    # One misspelt name among valid changes: one line, nothing written.
+    fleet.snow.clear_requests()
+    changes = [
+        {"name": "x_test.robot_certs.list_one", "value": "changed"},
+        {"name": "x_test.robot_certs.list_thre", "value": "third"},
+    ]
+    typo = playbook(book, extra_vars={"sn": sn, "props": changes})
+    assert typo.rc != 0
+    assert typo.task("Set the properties")["msg"] == (
+        "property x_test.robot_certs.list_thre does not exist on the instance; check the name, "
+        "or set create: true to create it"
+    )
+    assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
+    stored = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
+    assert stored["x_test.robot_certs.list_one"] == "first"

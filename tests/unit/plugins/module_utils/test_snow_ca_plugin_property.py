@@ -565,3 +565,165 @@ def test_chunks_keep_order_drop_duplicates_and_respect_the_size() -> None:
 
     assert [v for chunk in chunks for v in chunk] == values[:100]
     assert all(len(",".join(chunk)) <= 50 for chunk in chunks)
+
+
+def _stored_properties() -> list[dict[str, t.Any]]:
+    return [
+        {
+            "sys_id": "1" * 32,
+            "name": tables.PROP_MUTUAL_ENABLED,
+            "value": "true",
+            "type": "true|false",
+        },
+        {
+            "sys_id": "2" * 32,
+            "name": tables.PROP_RPA_AUTH,
+            "value": "Basic",
+            "type": "string",
+        },
+        {
+            "sys_id": "3" * 32,
+            "name": "x.secret",
+            "value": "old-secret-1",
+            "type": "password2",
+        },
+    ]
+
+
+def _list_params(items: list[dict[str, t.Any]], **extra: t.Any) -> dict[str, t.Any]:
+    return {
+        "name": None,
+        "value": None,
+        "properties": items,
+        "type": "string",
+        "description": None,
+        "create": False,
+        **extra,
+    }
+
+
+def test_property_list_is_read_in_one_request_and_only_differences_are_written() -> (
+    None
+):
+    client = _client()
+    client.list_in.return_value = _stored_properties()
+    items = [
+        {"name": tables.PROP_MUTUAL_ENABLED, "value": "yes"},
+        {"name": tables.PROP_RPA_AUTH, "value": "mTLS"},
+        {"name": "x.secret", "value": "new-secret-2"},
+    ]
+
+    changed, result, diff = prop.run(_list_params(items), client, False)
+
+    assert changed is True
+    client.list_in.assert_called_once()
+    assert client.list_in.call_args.args[:3] == (
+        "sys_properties",
+        "name",
+        [tables.PROP_MUTUAL_ENABLED, tables.PROP_RPA_AUTH, "x.secret"],
+    )
+    assert client.update.call_args_list == [
+        mock.call("sys_properties", "2" * 32, {"value": "mTLS"}),
+        mock.call("sys_properties", "3" * 32, {"value": "new-secret-2"}),
+    ]
+    assert [(p["name"], p["changed"]) for p in result["properties"]] == [
+        (tables.PROP_MUTUAL_ENABLED, False),
+        (tables.PROP_RPA_AUTH, True),
+        ("x.secret", True),
+    ]
+    assert result["properties"][1]["previous_value"] == "Basic"
+    assert diff == {
+        "before": {tables.PROP_RPA_AUTH: "Basic", "x.secret": "********"},
+        "after": {tables.PROP_RPA_AUTH: "mTLS", "x.secret": "********"},
+    }
+    assert "secret-" not in str(result) + str(diff)
+
+
+def test_unchanged_property_list_writes_nothing() -> None:
+    client = _client()
+    client.list_in.return_value = _stored_properties()
+    items = [
+        {"name": tables.PROP_MUTUAL_ENABLED, "value": True},
+        {"name": tables.PROP_RPA_AUTH, "value": "Basic"},
+    ]
+
+    changed, result, diff = prop.run(_list_params(items), client, False)
+
+    assert changed is False and diff == {"before": {}, "after": {}}
+    assert [p["sys_id"] for p in result["properties"]] == ["1" * 32, "2" * 32]
+    client.update.assert_not_called()
+    client.create.assert_not_called()
+
+
+def test_property_list_checks_every_item_before_the_first_write() -> None:
+    client = _client()
+    client.list_in.return_value = _stored_properties()
+    items = [
+        {"name": tables.PROP_RPA_AUTH, "value": "mTLS"},
+        {"name": tables.PROP_MUTUAL_ENABLED, "value": "maybe"},
+    ]
+    with pytest.raises(ServiceNowError, match="'maybe' is neither true nor false"):
+        prop.run(_list_params(items), client, False)
+
+    missing = [
+        {"name": tables.PROP_RPA_AUTH, "value": "mTLS"},
+        {"name": "x.typo", "value": "1"},
+    ]
+    with pytest.raises(ServiceNowError, match=r"^property x\.typo does not exist"):
+        prop.run(_list_params(missing), client, False)
+
+    client.update.assert_not_called()
+    client.create.assert_not_called()
+
+
+def test_property_list_item_create_and_type_override_the_module_options() -> None:
+    client = _client()
+    client.list_in.return_value = []
+    client.create.return_value = {"sys_id": "4" * 32}
+    items = [{"name": "x.flag", "value": "on", "create": True, "type": "true|false"}]
+
+    changed, result, _diff = prop.run(_list_params(items), client, False)
+
+    assert changed and result["properties"][0]["sys_id"] == "4" * 32
+    client.create.assert_called_once_with(
+        "sys_properties", {"name": "x.flag", "value": "true", "type": "true|false"}
+    )
+
+
+def test_property_list_refuses_a_name_given_twice() -> None:
+    client = _client()
+    items = [{"name": "a", "value": "1"}, {"name": "a", "value": "2"}]
+
+    with pytest.raises(ServiceNowError, match="^properties names a twice"):
+        prop.run(_list_params(items), client, False)
+
+    client.list_in.assert_not_called()
+
+
+def test_failed_write_in_a_property_list_sets_back_what_was_written() -> None:
+    client = _client()
+    client.list_in.return_value = _stored_properties()
+    client.create.return_value = {"sys_id": "5" * 32}
+    client.update.side_effect = [
+        {},
+        ServiceNowError("PATCH /api/now/table/sys_properties/x answered 503"),
+        {},
+    ]
+    items = [
+        {"name": tables.PROP_RPA_AUTH, "value": "mTLS"},
+        {"name": "x.new", "value": "v", "create": True},
+        {"name": "x.secret", "value": "new-secret-2"},
+    ]
+
+    with pytest.raises(ServiceNowError) as caught:
+        prop.run(_list_params(items), client, False)
+
+    message = str(caught.value)
+    assert message.startswith("PATCH /api/now/table/sys_properties/x answered 503; ")
+    assert message.endswith("so nothing is left half-written") and "\n" not in message
+    # Newest first: the created property goes, the updated one gets its old value back.
+    client.delete.assert_called_once_with("sys_properties", "5" * 32)
+    assert client.update.call_args_list[-1] == mock.call(
+        "sys_properties", "2" * 32, {"value": "Basic"}
+    )
+    assert "secret" not in message
