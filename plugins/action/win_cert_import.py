@@ -1,6 +1,7 @@
 # Copyright: contributors to the snowrpa.robot_certs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Open the PKCS#12 on the controller, decide the import, and run the PowerShell module once."""
+"""Open the PKCS#12 on the controller, decide the import and the encoding the host can read, and run
+the PowerShell module once."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._win_import im
     KEY_STORAGES,
     STORE_LOCATIONS,
     ImportPlan,
+    Pkcs12Payload,
     build_import_plan,
     build_module_args,
     check_become,
-    check_os_build,
+    choose_payload,
     decode_pkcs12_content,
     interpret_module_result,
+    open_pkcs12,
     parse_os_build,
 )
 
@@ -105,33 +108,43 @@ class ActionModule(ActionBase):
 
     def _prepare(
         self, params: t.Mapping[str, t.Any], task_vars: t.Mapping[str, t.Any]
-    ) -> tuple[ImportPlan | None, dict[str, t.Any]]:
+    ) -> tuple[ImportPlan | None, Pkcs12Payload | None, dict[str, t.Any]]:
         data, source = self._read_pkcs12(params)
+        passphrase = params.get("pkcs12_passphrase")
         present = params["state"] == "present"
-        plan = None
+        plan = payload = None
         if data is not None:
+            contents = open_pkcs12(data, passphrase, source=source, require_key=present)
             plan = build_import_plan(
                 data,
-                params.get("pkcs12_passphrase"),
+                passphrase,
                 source=source,
                 purpose=params.get("purpose") if present else None,
                 store_location=params["store_location"],
                 chain=params["chain"],
                 friendly_name=params.get("friendly_name"),
                 for_removal=not present,
+                contents=contents,
             )
-        if present and plan is not None:
-            check_os_build(plan, host_os_build(params, task_vars))
-            become = getattr(self._connection, "become", None)
-            check_become(
-                store_location=params["store_location"],
-                key_storage=params["key_storage"],
-                become_method=getattr(become, "name", None) if become else None,
-            )
+            if present:
+                become = getattr(self._connection, "become", None)
+                check_become(
+                    store_location=params["store_location"],
+                    key_storage=params["key_storage"],
+                    become_method=getattr(become, "name", None) if become else None,
+                )
+                payload = choose_payload(
+                    data,
+                    contents,
+                    plan,
+                    passphrase=passphrase,
+                    build=host_os_build(params, task_vars),
+                    source=source,
+                )
         module_args = build_module_args(
-            plan, params, pkcs12=data, passphrase=params.get("pkcs12_passphrase")
+            plan, params, payload=payload, passphrase=passphrase
         )
-        return plan, module_args
+        return plan, payload, module_args
 
     def run(
         self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None
@@ -150,7 +163,7 @@ class ActionModule(ActionBase):
         invocation = {"module_args": safe_invocation(params)}
 
         try:
-            plan, module_args = self._prepare(params, task_vars)
+            plan, payload, module_args = self._prepare(params, task_vars)
         except RobotCertsError as exc:
             result.update(
                 failed=True, changed=False, msg=str(exc), invocation=invocation
@@ -160,6 +173,6 @@ class ActionModule(ActionBase):
         answer = self._execute_module(
             module_name=MODULE_NAME, module_args=module_args, task_vars=task_vars
         )
-        result.update(interpret_module_result(answer, plan=plan))
+        result.update(interpret_module_result(answer, plan=plan, payload=payload))
         result["invocation"] = invocation
         return result

@@ -97,6 +97,24 @@ def dump_pkcs12(
     )
 
 
+def reencode_pkcs12(
+    contents: Pkcs12Contents, *, passphrase: str, profile: str
+) -> bytes:
+    """The same key, leaf, chain and leaf friendly name serialized again with PROFILE, in memory."""
+    if contents.private_key is None:
+        raise CertificateError(
+            "the PKCS#12 holds no private key, so it cannot be re-encoded; export the certificate with its key"
+        )
+    return dump_pkcs12(
+        contents.private_key,
+        contents.certificate,
+        contents.chain,
+        passphrase=passphrase,
+        friendly_name=contents.friendly_name,
+        profile=profile,
+    )
+
+
 # Minimal DER walk ---------------------------------------------------------------------------
 
 _OID_DATA = "1.2.840.113549.1.7.1"
@@ -427,5 +445,6 @@ __all__ = (
     "load_pkcs12",
     "pkcs12_algorithms",
     "pkcs12_matches",
+    "reencode_pkcs12",
     "resolve_profile",
 )

@@ -1,7 +1,7 @@
 # This file is internal to the snowrpa.robot_certs collection and may change in any release.
 """Controller-side decisions for win_cert_import: what the PKCS#12 holds, where each
-certificate goes, whether the target can import it, and how the PowerShell answer becomes
-the task result. Nothing here talks to a host."""
+certificate goes, which encoding of it the target can import, and how the PowerShell answer
+becomes the task result. Nothing here talks to a host."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import base64
 import binascii
 import datetime
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 try:
     from cryptography import x509
@@ -26,8 +26,10 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pkcs12 import (
     MODERN_MIN_OS_BUILD,
+    Pkcs12Contents,
     load_pkcs12,
     pkcs12_algorithms,
+    reencode_pkcs12,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pki import (
     HAS_CRYPTOGRAPHY,
@@ -55,10 +57,12 @@ KEY_STORAGES = ("auto", "machine", "user")
 
 # Error codes the PowerShell module puts in result["error"]["code"]; anything else keeps its msg.
 ERROR_HINTS: dict[str, str] = {
+    # Only reached when the controller was told a build of 17763 or later: otherwise it sends a legacy copy too.
     "os_build": (
-        "the PKCS#12 uses the modern profile (PBES2/AES-256, SHA-256 MAC), which Windows build {build} "
-        f"cannot import (it needs build {MODERN_PROFILE_MIN_BUILD} or later); re-export it with the legacy "
-        "profile (3DES, SHA-1 MAC)"
+        "the PKCS#12 uses PBES2 (AES) encryption, which Windows build {build} cannot import (it needs build "
+        f"{MODERN_PROFILE_MIN_BUILD} or later), and the controller was told this host has a newer build "
+        "(target_os_build, robot_os_build or gathered facts); correct that value and the controller re-encodes "
+        "the file with the legacy profile (3DES, SHA-1 MAC) for this host"
     ),
     "no_user_credentials": (
         "a CurrentUser import needs the robot user's credentials and loaded profile, and this logon ({identity}) "
@@ -79,6 +83,18 @@ ERROR_HINTS: dict[str, str] = {
     ),
     "key_readers": "{detail}",
 }
+
+
+@dataclass(frozen=True)
+class Pkcs12Payload:
+    """The PKCS#12 bytes the host receives, chosen on the controller for the host's build."""
+
+    data: bytes = field(repr=False)
+    # profile and minimum build of DATA, which the host checks against its own build
+    profile: str
+    min_build: int
+    # a legacy re-encoding sent beside DATA when the build is unknown: the host picks by its build
+    legacy_fallback: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -219,6 +235,21 @@ def plan_placements(
     return tuple(placements), tuple(skipped)
 
 
+def open_pkcs12(
+    data: bytes, passphrase: str | None, *, source: str, require_key: bool = True
+) -> Pkcs12Contents:
+    """Decrypt the PKCS#12 on the controller, once per task: the plan and the payload both use it."""
+    if not HAS_CRYPTOGRAPHY:
+        raise WindowsPrepError(
+            f"win_cert_import opens the PKCS#12 on the controller and needs cryptography >= "
+            f"{MINIMUM_CRYPTOGRAPHY_VERSION} there; install it in the controller's Python"
+        )
+    try:
+        return load_pkcs12(data, passphrase, source=source, require_key=require_key)
+    except CertificateError as exc:
+        raise WindowsPrepError(str(exc)) from exc
+
+
 def build_import_plan(
     data: bytes,
     passphrase: str | None,
@@ -230,25 +261,20 @@ def build_import_plan(
     friendly_name: str | None,
     for_removal: bool = False,
     now: datetime.datetime | None = None,
+    contents: Pkcs12Contents | None = None,
 ) -> ImportPlan:
-    """Open the PKCS#12 and decide everything about the import that does not need the host.
+    """Decide everything about the import that does not need the host.
 
+    CONTENTS is DATA already opened by open_pkcs12; without it DATA is opened here.
     FOR_REMOVAL skips the key, purpose and expiry checks: an expired certificate must stay removable."""
-    if not HAS_CRYPTOGRAPHY:
-        raise WindowsPrepError(
-            f"win_cert_import opens the PKCS#12 on the controller and needs cryptography >= "
-            f"{MINIMUM_CRYPTOGRAPHY_VERSION} there; install it in the controller's Python"
-        )
     if store_location not in STORE_LOCATIONS:
         raise WindowsPrepError(
             f"store_location must be one of {', '.join(STORE_LOCATIONS)}, got {store_location!r}"
         )
-    try:
-        contents = load_pkcs12(
+    if contents is None:
+        contents = open_pkcs12(
             data, passphrase, source=source, require_key=not for_removal
         )
-    except CertificateError as exc:
-        raise WindowsPrepError(str(exc)) from exc
     leaf = contents.certificate
     tp = thumbprint(leaf)
 
@@ -314,10 +340,45 @@ def parse_os_build(version: object) -> int | None:
     return None
 
 
-def check_os_build(plan: ImportPlan, build: int | None) -> None:
-    """Fail before contacting the host when the PKCS#12 profile is too new for its build."""
-    if build is not None and plan.min_build and build < plan.min_build:
-        raise WindowsPrepError(ERROR_HINTS["os_build"].format(build=build))
+def choose_payload(
+    data: bytes,
+    contents: Pkcs12Contents,
+    plan: ImportPlan,
+    *,
+    passphrase: str | None,
+    build: int | None,
+    source: str,
+) -> Pkcs12Payload:
+    """The PKCS#12 a host of BUILD (None: unknown) can import, without an extra module run to ask it.
+
+    A file every build imports goes as it is, and so does a PBES2 file for a build known to read it.
+    For a build known to be older, the same key and certificates are re-encoded as legacy (3DES,
+    SHA-1 MAC, same passphrase) in memory and sent instead; for an unknown build both go and the
+    host picks by its own build (REFERENCE 3)."""
+    if not plan.min_build or (build is not None and build >= plan.min_build):
+        return Pkcs12Payload(data=data, profile=plan.profile, min_build=plan.min_build)
+    if not passphrase:
+        what = (
+            f"Windows build {build}"
+            if build is not None
+            else "a Windows build below 17763"
+        )
+        raise WindowsPrepError(
+            f"{source} uses PBES2 (AES) encryption, which {what} cannot import, and has no passphrase to "
+            "re-encode it with as legacy (3DES, SHA-1 MAC); give a passphrase-protected PKCS#12"
+        )
+    try:
+        legacy = reencode_pkcs12(contents, passphrase=passphrase, profile="legacy")
+    except CertificateError as exc:
+        raise WindowsPrepError(f"cannot re-encode {source} as legacy: {exc}") from exc
+    if build is not None:
+        return Pkcs12Payload(data=legacy, profile="legacy", min_build=0)
+    return Pkcs12Payload(
+        data=data,
+        profile=plan.profile,
+        min_build=plan.min_build,
+        legacy_fallback=legacy,
+    )
 
 
 def check_become(
@@ -346,10 +407,10 @@ def build_module_args(
     plan: ImportPlan | None,
     params: t.Mapping[str, t.Any],
     *,
-    pkcs12: bytes | None,
+    payload: Pkcs12Payload | None,
     passphrase: str | None,
 ) -> dict[str, t.Any]:
-    """The arguments of the PowerShell module: host options, the PKCS#12 bytes and the plan."""
+    """The arguments of the PowerShell module: host options, the chosen PKCS#12 bytes and the plan."""
     args: dict[str, t.Any] = {
         "state": params["state"],
         "store_location": params["store_location"],
@@ -366,9 +427,15 @@ def build_module_args(
     args["thumbprint"] = plan.thumbprint
     args["friendly_name"] = plan.friendly_name
     args["_plan"] = plan.as_module_arg()
-    if params["state"] == "present" and pkcs12 is not None:
-        args["_pkcs12_content"] = base64.b64encode(pkcs12).decode("ascii")
+    if params["state"] == "present" and payload is not None:
+        # The host checks its build against what it receives, which may be the re-encoding.
+        args["_plan"].update(profile=payload.profile, min_build=payload.min_build)
+        args["_pkcs12_content"] = base64.b64encode(payload.data).decode("ascii")
         args["_pkcs12_passphrase"] = passphrase or ""
+        if payload.legacy_fallback is not None:
+            args["_pkcs12_legacy_content"] = base64.b64encode(
+                payload.legacy_fallback
+            ).decode("ascii")
     return args
 
 
@@ -416,6 +483,7 @@ def interpret_module_result(
     answer: t.Mapping[str, t.Any],
     *,
     plan: ImportPlan | None,
+    payload: Pkcs12Payload | None = None,
 ) -> dict[str, t.Any]:
     """Turn the PowerShell answer into the task result, replacing coded errors with full messages."""
     result: dict[str, t.Any] = {
@@ -448,6 +516,13 @@ def interpret_module_result(
         result.setdefault("subject", plan.subject)
         result.setdefault("not_after", plan.not_after)
         result["profile"] = plan.profile
+        if payload is not None:
+            # The host says which of the bytes it was sent it chose; a re-encoding is always legacy.
+            chosen = answer.get("profile")
+            if chosen not in ("modern", "legacy", "other"):
+                chosen = payload.profile
+            result["profile"] = chosen
+            result["reencoded"] = chosen != plan.profile
         result["chain_skipped"] = list(plan.skipped_chain)
     return result
 
@@ -462,11 +537,12 @@ __all__ = (
     "ROOT_STORE_LOCATION",
     "STORE_LOCATIONS",
     "ImportPlan",
+    "Pkcs12Payload",
     "Placement",
     "build_import_plan",
     "build_module_args",
     "check_become",
-    "check_os_build",
+    "choose_payload",
     "decode_pkcs12_content",
     "interpret_module_result",
     "normalise_thumbprint",

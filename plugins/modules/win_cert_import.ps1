@@ -7,7 +7,9 @@
 #AnsibleRequires -PowerShell ..module_utils._RobotCertKeyAcl
 
 # The action plugin opened the PKCS#12 on the controller and sends its bytes and a plan (_plan): the leaf's
-# thumbprint, where each chain certificate goes, the build the encryption needs. This side only executes it.
+# thumbprint, where each chain certificate goes, the build the encryption needs. This side only executes it,
+# except for one choice: when the controller did not know the build, it also sends a legacy re-encoding
+# (_pkcs12_legacy_content) and the host picks by its own build.
 $spec = @{
     options = @{
         state = @{ type = 'str'; default = 'present'; choices = 'present', 'absent' }
@@ -23,6 +25,7 @@ $spec = @{
         _plan = @{ type = 'dict' }
         _pkcs12_content = @{ type = 'str'; no_log = $true }
         _pkcs12_passphrase = @{ type = 'str'; no_log = $true }
+        _pkcs12_legacy_content = @{ type = 'str'; no_log = $true }
     }
     required_if = @(
         , @('state', 'present', @('_plan', '_pkcs12_content'))
@@ -48,6 +51,7 @@ $keyReadersExact = $module.Params.key_readers_exact
 $plan = $module.Params._plan
 $pkcs12Content = $module.Params._pkcs12_content
 $pkcs12Passphrase = $module.Params._pkcs12_passphrase
+$pkcs12LegacyContent = $module.Params._pkcs12_legacy_content
 
 $storeLabel = "$storeLocation\$storeName"
 $identity = [System.Security.Principal.WindowsIdentity]::GetCurrent()
@@ -347,12 +351,21 @@ if ($state -eq 'absent') {
     $module.ExitJson()
 }
 
-# Fail early, before anything is written, for the two failures Windows reports misleadingly (REFERENCE 7).
+# Pick the encoding this build imports, or fail before anything is written: Windows itself would
+# report a wrong password (REFERENCE 3 and 7).
 $osBuild = Get-OsBuild
 $module.Result.os_build = $osBuild
+$importProfile = [string]$plan.profile
 if ([int]$plan.min_build -gt 0 -and $osBuild -lt [int]$plan.min_build) {
-    Exit-ImportError -Module $module -Code 'os_build' -Message "Windows build $osBuild cannot import this PKCS#12"
+    if ($pkcs12LegacyContent) {
+        $pkcs12Content = $pkcs12LegacyContent
+        $importProfile = 'legacy'
+    }
+    else {
+        Exit-ImportError -Module $module -Code 'os_build' -Message "Windows build $osBuild cannot import this PKCS#12"
+    }
 }
+$module.Result.profile = $importProfile
 if (-not $machineKey -and ((Test-NetworkLogon -Identity $identity) -or -not (Test-UserProfile))) {
     Exit-ImportError -Module $module -Code 'no_user_credentials' `
         -Message "$($identity.Name) has a network logon or no loaded profile"

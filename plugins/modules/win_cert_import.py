@@ -15,6 +15,10 @@ description:
     in the file) and the chain, computes the thumbprints, checks O(purpose), expiry and key presence, detects the
     encryption profile, and sends the bytes with these facts inside the module arguments. No file is copied to, or
     left on, the host.
+  - Every host gets a PKCS#12 it can import, in the same single module run. A PBES2 (AES) file for a host older than
+    build 17763 is re-encoded on the controller as a legacy file (3DES, SHA-1 MAC, same passphrase) and sent
+    instead; when the build is not known, both go and the host picks by its own build. RV(profile) says which one
+    the host imports.
   - Idempotent by the controller-computed thumbprint. A certificate that is present with a key that opens, in the
     requested keyset, is left alone; the PKCS#12 is never loaded on the host just to compare.
 options:
@@ -109,9 +113,11 @@ options:
     type: str
   target_os_build:
     description:
-      - Windows build of the host (for example V(14393) for Server 2016). A PKCS#12 with PBES2/AES encryption fails
-        before the host is contacted when the build is below 17763.
-      - Defaults to the build in gathered facts; without facts the host checks its own build before importing.
+      - Windows build of the host (for example V(14393) for Server 2016). For a build below 17763 a PKCS#12 with
+        PBES2 (AES) encryption is re-encoded as legacy on the controller and only that is sent; for 17763 and later
+        the file is sent as it is.
+      - Defaults to the build in gathered facts. Without either, a PBES2 file is sent together with its legacy
+        re-encoding and the host chooses by its own build (read from the registry); no extra module run asks for it.
     type: int
 extends_documentation_fragment:
   - snowrpa.robot_certs.cryptography_dep
@@ -139,8 +145,16 @@ notes:
     with C(become=true), C(become_method=runas) and C(become_user) set to the robot user; the task fails early
     otherwise, also on the host when its token has a network logon.
   - PKCS#12 files encrypted with AES-256/PBKDF2 (OpenSSL 3 default, the C(modern) profile) import only on build 17763
-    (Windows 10 1809, Server 2019) and later; older builds answer with a misleading password error. Use the C(legacy)
-    profile (3DES, SHA-1 MAC) for them (REFERENCE 3).
+    (Windows 10 1809, Server 2019) and later; older builds answer with a misleading password error (REFERENCE 3).
+    For those builds the controller re-encodes the same key, leaf, chain and friendly name as C(legacy) (3DES, SHA-1
+    MAC, the same passphrase, C(cryptography)), so a fleet can keep one modern file per robot. Any file with a PBES2
+    bag is treated this way, not only the exact modern profile.
+  - The re-encoding exists only in the controller's memory and inside the module arguments (C(no_log)); it is never
+    written to a file on the controller or the host. A modern file with an empty passphrase cannot be re-encoded
+    (Windows needs a password); that fails before the host is contacted.
+  - With the build unknown, the module arguments carry both encodings, about twice the size of one file.
+  - A wrong O(target_os_build) that claims 17763 or later for an older host sends the modern file alone; the host
+    then fails with C(error_code=os_build) before writing anything, naming the value to correct.
   - Chain certificates are sent as DER without keys, so placing them writes no key file. The PKCS#12 is loaded with
     C(PersistKeySet) only when the leaf must be imported.
   - Removing a certificate (O(state=absent), O(remove_superseded)) removes it from the store but leaves its key
@@ -207,10 +221,18 @@ not_after:
   type: str
   sample: "2027-01-31T12:00:00Z"
 profile:
-  description: Encryption profile of the PKCS#12 (V(modern), V(legacy) or V(other)).
+  description:
+    - With O(state=present), the encryption profile of the PKCS#12 the host chose to import (V(modern), V(legacy) or
+      V(other)); an unchanged run reports the one it would have imported. V(legacy) after a re-encoding.
+    - With O(state=absent), the profile of the given file.
   returned: when a PKCS#12 was given and the module succeeded
   type: str
   sample: legacy
+reencoded:
+  description: Whether the host received and chose the controller's legacy re-encoding of a PBES2 file instead of the file itself.
+  returned: with O(state=present) when the module succeeded
+  type: bool
+  sample: false
 store:
   description: The leaf's store.
   returned: always

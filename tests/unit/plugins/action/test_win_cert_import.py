@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
 import typing as t
 from pathlib import Path
@@ -228,47 +229,142 @@ class TestFailsBeforeContactingTheHost:
         action._execute_module.assert_not_called()
         assert_no_secret(result, bundle)
 
-    def test_modern_profile_on_old_build_from_option(self, p12_file):
+    def test_empty_passphrase_modern_file_for_an_old_build(self, tmp_path, bundle):
+        # cryptography refuses to write an empty password; openssl 3 writes an AES file with one.
+        (tmp_path / "leaf.pem").write_bytes(fx.pem(bundle["leaf"]))
+        (tmp_path / "key.pem").write_bytes(
+            bundle["key"].private_bytes(
+                fx.serialization.Encoding.PEM,
+                fx.serialization.PrivateFormat.PKCS8,
+                fx.serialization.NoEncryption(),
+            )
+        )
+        subprocess.run(
+            ["openssl", "pkcs12", "-export", "-in", str(tmp_path / "leaf.pem")]
+            + ["-inkey", str(tmp_path / "key.pem"), "-passout", "pass:"]
+            + ["-out", str(tmp_path / "nopass.p12")],
+            check=True,
+            capture_output=True,
+        )
+        content = base64.b64encode((tmp_path / "nopass.p12").read_bytes()).decode()
         action = make_action(
-            dict(BASE, pkcs12_path="robot-aes.p12", target_os_build=14393), p12_file
+            {
+                "pkcs12_content": content,
+                "purpose": "client_auth",
+                "target_os_build": 14393,
+            },
+            tmp_path,
         )
 
         result = action.run(task_vars={})
 
         assert result["failed"] is True
-        assert "Windows build 14393 cannot import" in result["msg"]
-        assert "legacy profile" in result["msg"]
+        assert "has no passphrase to re-encode it" in result["msg"]
         action._execute_module.assert_not_called()
 
-    def test_modern_profile_on_old_build_from_facts(self, p12_file):
+
+def openssl_info(data: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "sent.p12"
+    path.write_bytes(data)
+    done = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(path), "-info", "-noout"]
+        + ["-passin", f"pass:{fx.PASSPHRASE}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path.unlink()
+    return done.stderr
+
+
+WIN2016 = {
+    "ansible_facts": {"os_family": "Windows", "distribution_version": "10.0.14393.0"}
+}
+WIN2019 = {
+    "ansible_facts": {"os_family": "Windows", "distribution_version": "10.0.17763.0"}
+}
+
+
+class TestOneRunForEveryBuild:
+    """A modern file reaches every host in one module run: re-encoded, as it is, or both."""
+
+    @pytest.mark.parametrize(
+        ("extra", "task_vars"),
+        [({"target_os_build": 14393}, {}), ({}, WIN2016)],
+        ids=["option", "facts"],
+    )
+    def test_known_old_build_gets_a_legacy_reencoding(
+        self, p12_file, bundle, tmp_path, extra, task_vars
+    ):
+        action = make_action(dict(BASE, pkcs12_path="robot-aes.p12", **extra), p12_file)
+        action._execute_module.return_value = {"changed": True, "profile": "legacy"}
+        before = sorted(p.name for p in p12_file.rglob("*"))
+
+        result = action.run(task_vars=task_vars)
+
+        args = sent_args(action)
+        sent = base64.b64decode(args["_pkcs12_content"])
+        assert sent != bundle["modern"]
+        info = openssl_info(sent, tmp_path)
+        assert "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC" in info
+        assert "MAC: sha1" in info
+        assert "_pkcs12_legacy_content" not in args
+        assert (args["_plan"]["profile"], args["_plan"]["min_build"]) == ("legacy", 0)
+        assert args["thumbprint"] == bundle["thumbprint"]
+        assert (result["profile"], result["reencoded"]) == ("legacy", True)
+        # The re-encoding lives in memory only: no file appeared beside the original.
+        assert sorted(p.name for p in p12_file.rglob("*")) == before
+        assert base64.b64encode(sent).decode()[:60] not in json.dumps(result)
+        assert_no_secret(result, bundle)
+
+    def test_known_new_build_gets_the_file_as_it_is(self, p12_file, bundle):
         action = make_action(dict(BASE, pkcs12_path="robot-aes.p12"), p12_file)
-        facts = {
-            "ansible_facts": {
-                "os_family": "Windows",
-                "distribution_version": "10.0.14393.0",
-            }
-        }
+        action._execute_module.return_value = {"changed": True, "profile": "modern"}
 
-        result = action.run(task_vars=facts)
+        result = action.run(task_vars=WIN2019)
 
-        assert "Windows build 14393 cannot import" in result["msg"]
-        action._execute_module.assert_not_called()
+        args = sent_args(action)
+        assert base64.b64decode(args["_pkcs12_content"]) == bundle["modern"]
+        assert "_pkcs12_legacy_content" not in args
+        assert args["_plan"]["min_build"] == 17763
+        assert (result["profile"], result["reencoded"]) == ("modern", False)
 
-    def test_modern_profile_on_2019_goes_ahead(self, p12_file):
+    @pytest.mark.parametrize("host_says", ["modern", "legacy"])
+    def test_unknown_build_sends_both_and_reports_the_hosts_choice(
+        self, p12_file, bundle, tmp_path, host_says
+    ):
         action = make_action(dict(BASE, pkcs12_path="robot-aes.p12"), p12_file)
-        action._execute_module.return_value = {"changed": True}
-        facts = {
-            "ansible_facts": {
-                "os_family": "Windows",
-                "distribution_version": "10.0.17763.0",
-            }
-        }
+        action._execute_module.return_value = {"changed": True, "profile": host_says}
 
-        result = action.run(task_vars=facts)
+        result = action.run(task_vars={})
 
-        assert result["changed"] is True
-        assert sent_args(action)["_plan"]["min_build"] == 17763
+        args = sent_args(action)
+        assert base64.b64decode(args["_pkcs12_content"]) == bundle["modern"]
+        fallback = base64.b64decode(args["_pkcs12_legacy_content"])
+        assert "pbeWithSHA1And3-KeyTripleDES-CBC" in openssl_info(fallback, tmp_path)
+        assert (args["_plan"]["profile"], args["_plan"]["min_build"]) == (
+            "modern",
+            17763,
+        )
+        assert result["profile"] == host_says
+        assert result["reencoded"] is (host_says == "legacy")
+        assert_no_secret(result, bundle)
+        assert base64.b64encode(fallback).decode()[:60] not in json.dumps(result)
 
+    @pytest.mark.parametrize("task_vars", [{}, WIN2016, WIN2019])
+    def test_legacy_file_goes_as_it_is_everywhere(self, p12_file, bundle, task_vars):
+        action = make_action(dict(BASE), p12_file)
+        action._execute_module.return_value = {"changed": False, "profile": "legacy"}
+
+        result = action.run(task_vars=task_vars)
+
+        args = sent_args(action)
+        assert base64.b64decode(args["_pkcs12_content"]) == bundle["legacy"]
+        assert "_pkcs12_legacy_content" not in args
+        assert (result["profile"], result["reencoded"]) == ("legacy", False)
+
+
+class TestOptionChecks:
     def test_current_user_with_become_runas_goes_ahead(self, p12_file):
         action = make_action(
             dict(BASE, store_location="CurrentUser"), p12_file, become="runas"
@@ -420,12 +516,8 @@ class TestInARealPlaybook:
         [
             ({"purpose": "code_signing"}, "does not allow code_signing"),
             (
-                {
-                    "purpose": "client_auth",
-                    "pkcs12_path": "robot-aes.p12",
-                    "target_os_build": 14393,
-                },
-                "Windows build 14393 cannot import",
+                {"purpose": "client_auth", "pkcs12_passphrase": "not-it"},
+                "wrong pkcs12 passphrase",
             ),
         ],
     )

@@ -24,10 +24,11 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._win_import im
     build_import_plan,
     build_module_args,
     check_become,
-    check_os_build,
+    choose_payload,
     decode_pkcs12_content,
     interpret_module_result,
     normalise_thumbprint,
+    open_pkcs12,
     parse_os_build,
 )
 
@@ -66,6 +67,29 @@ def plan_for(data: bytes, **kwargs):
     args.update(kwargs)
     passphrase = args.pop("passphrase", fx.PASSPHRASE)
     return build_import_plan(data, passphrase, **args)
+
+
+def payload_for(data: bytes, plan, build, passphrase: str | None = fx.PASSPHRASE):
+    contents = open_pkcs12(data, passphrase, source="pkcs12_path 'robot.p12'")
+    return choose_payload(
+        data,
+        contents,
+        plan,
+        passphrase=passphrase,
+        build=build,
+        source="pkcs12_path 'robot.p12'",
+    )
+
+
+def openssl_pkcs12(path: Path, *args: str, passphrase: str = fx.PASSPHRASE) -> str:
+    """openssl's own reading of a PKCS#12: -info prints the PBE algorithms and the MAC to stderr."""
+    done = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(path), "-passin", f"pass:{passphrase}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout + done.stderr
 
 
 class TestLeafAndChain:
@@ -278,44 +302,43 @@ class TestProfile:
         return out.read_bytes()
 
     def test_openssl3_default_is_modern_and_needs_17763(self, pem_pair):
-        plan = plan_for(self._openssl_p12(pem_pair))
+        data = self._openssl_p12(pem_pair)
+        plan = plan_for(data)
 
         assert plan.profile == "modern"
         assert plan.min_build == 17763
-        with pytest.raises(
-            WindowsPrepError,
-            match=r"Windows build 14393 cannot import .*legacy profile",
-        ):
-            check_os_build(plan, 14393)
-        check_os_build(plan, 17763)
-        check_os_build(plan, None)
+        assert payload_for(data, plan, 17763).data == data
+        assert payload_for(data, plan, 14393).profile == "legacy"
 
     def test_openssl_legacy_3des_imports_everywhere(self, pem_pair):
-        plan = plan_for(
-            self._openssl_p12(
-                pem_pair,
-                "-certpbe",
-                "PBE-SHA1-3DES",
-                "-keypbe",
-                "PBE-SHA1-3DES",
-                "-macalg",
-                "sha1",
-            )
+        data = self._openssl_p12(
+            pem_pair,
+            "-certpbe",
+            "PBE-SHA1-3DES",
+            "-keypbe",
+            "PBE-SHA1-3DES",
+            "-macalg",
+            "sha1",
         )
+        plan = plan_for(data)
 
         assert plan.profile == "legacy"
         assert plan.min_build == 0
-        check_os_build(plan, 9600)
+        for build in (None, 9600, 17763):
+            payload = payload_for(data, plan, build)
+            assert payload.data == data
+            assert payload.legacy_fallback is None
+            assert payload.min_build == 0
 
     def test_other_pbes2_variants_also_need_17763(self, pem_pair):
-        plan = plan_for(
-            self._openssl_p12(
-                pem_pair, "-certpbe", "AES-128-CBC", "-keypbe", "AES-128-CBC"
-            )
+        data = self._openssl_p12(
+            pem_pair, "-certpbe", "AES-128-CBC", "-keypbe", "AES-128-CBC"
         )
+        plan = plan_for(data)
 
         assert plan.profile == "other"
         assert plan.min_build == 17763
+        assert payload_for(data, plan, 14393).profile == "legacy"
 
     @pytest.mark.parametrize(
         ("vector", "profile", "min_build", "openssl_pbe"),
@@ -392,6 +415,130 @@ class TestProfile:
         assert parse_os_build(value) == build
 
 
+def key_in(path: Path) -> object:
+    """The private key openssl decrypts from a PKCS#12 (openssl does the PKCS#12 work, not our code)."""
+    pem = openssl_pkcs12(path, "-nocerts", "-nodes")
+    return fx.serialization.load_pem_private_key(
+        pem[pem.index("-----BEGIN") :].encode(), password=None
+    )
+
+
+def certs_in(path: Path, which: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(
+        openssl_pkcs12(path, "-nokeys", which).encode()
+    )
+
+
+class TestPayload:
+    """Which bytes reach the host, and that a re-encoding is the same identity in the legacy profile."""
+
+    @pytest.fixture
+    def modern(self, pki, client) -> bytes:
+        return fx.p12(*client, [pki.inter, pki.root], profile="modern")
+
+    def test_known_old_build_gets_only_a_legacy_reencoding(
+        self, pki, client, modern, tmp_path
+    ):
+        key, leaf = client
+        plan = plan_for(modern)
+
+        payload = payload_for(modern, plan, 14393)
+
+        assert (payload.profile, payload.min_build) == ("legacy", 0)
+        assert payload.legacy_fallback is None
+        path = tmp_path / "reencoded.p12"
+        path.write_bytes(payload.data)
+        info = openssl_pkcs12(path, "-info", "-noout")
+        assert "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC" in info
+        assert "PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC" in info
+        assert "MAC: sha1" in info
+        assert "PBES2" not in info and "AES" not in info
+        # The same key, leaf, chain and friendly name, read back by openssl, not by our parser.
+        assert key_in(path).private_numbers() == key.private_numbers()
+        assert certs_in(path, "-clcerts") == [leaf]
+        assert set(certs_in(path, "-cacerts")) == {pki.inter, pki.root}
+        assert "friendlyName: robot-01 client" in openssl_pkcs12(
+            path, "-nokeys", "-clcerts"
+        )
+        assert openssl_sha1(certs_in(path, "-clcerts")[0], tmp_path) == plan.thumbprint
+
+    def test_reencoding_opens_in_java(self, client, modern, tmp_path):
+        path = tmp_path / "reencoded.p12"
+        path.write_bytes(payload_for(modern, plan_for(modern), 9600).data)
+
+        listing = subprocess.run(
+            ["keytool", "-list", "-v", "-storetype", "PKCS12", "-keystore", str(path)]
+            + ["-storepass", fx.PASSPHRASE],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+        assert "Entry type: PrivateKeyEntry" in listing
+        assert "Certificate chain length: 3" in listing
+        assert "robot-01 client" in listing
+
+    @pytest.mark.parametrize("build", [17763, 20348, 26100])
+    def test_known_new_build_gets_the_file_as_it_is(self, modern, build):
+        plan = plan_for(modern)
+
+        payload = payload_for(modern, plan, build)
+
+        assert payload.data == modern
+        assert (payload.profile, payload.min_build) == ("modern", 17763)
+        assert payload.legacy_fallback is None
+
+    def test_unknown_build_gets_both_and_the_host_chooses(
+        self, client, modern, tmp_path
+    ):
+        key, leaf = client
+        plan = plan_for(modern)
+
+        payload = payload_for(modern, plan, None)
+
+        assert payload.data == modern
+        assert (payload.profile, payload.min_build) == ("modern", 17763)
+        assert payload.legacy_fallback is not None
+        path = tmp_path / "fallback.p12"
+        path.write_bytes(payload.legacy_fallback)
+        info = openssl_pkcs12(path, "-info", "-noout")
+        assert "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC" in info
+        assert "MAC: sha1" in info
+        assert certs_in(path, "-clcerts") == [leaf]
+
+    def test_reencoding_keeps_the_passphrase_out_of_its_repr(self, modern):
+        payload = payload_for(modern, plan_for(modern), None)
+
+        assert fx.PASSPHRASE not in repr(payload)
+        assert base64.b64encode(payload.data).decode()[:40] not in repr(payload)
+
+    def test_modern_file_without_passphrase_cannot_be_reencoded(self, pem_pair):
+        out = pem_pair / "nopass.p12"
+        subprocess.run(
+            ["openssl", "pkcs12", "-export", "-in", str(pem_pair / "leaf.pem")]
+            + [
+                "-inkey",
+                str(pem_pair / "key.pem"),
+                "-passout",
+                "pass:",
+                "-out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        data = out.read_bytes()
+        plan = plan_for(data, passphrase=None)
+
+        assert payload_for(data, plan, 17763, passphrase=None).data == data
+        with pytest.raises(
+            WindowsPrepError,
+            match=r"Windows build 14393 cannot import, and has no passphrase to re-encode it",
+        ) as err:
+            payload_for(data, plan, 14393, passphrase=None)
+        assert "\n" not in str(err.value)
+
+
 class TestInputs:
     def test_content_must_be_base64(self):
         with pytest.raises(
@@ -460,12 +607,17 @@ class TestModuleArgs:
         data = fx.p12(*client, [pki.inter, pki.root])
         plan = plan_for(data)
 
-        args = build_module_args(plan, PARAMS, pkcs12=data, passphrase=fx.PASSPHRASE)
+        payload = payload_for(data, plan, None)
+
+        args = build_module_args(
+            plan, PARAMS, payload=payload, passphrase=fx.PASSPHRASE
+        )
 
         assert base64.b64decode(args["_pkcs12_content"]) == data
         assert args["_pkcs12_passphrase"] == fx.PASSPHRASE
         assert args["thumbprint"] == plan.thumbprint
         assert args["_plan"]["min_build"] == 0
+        assert "_pkcs12_legacy_content" not in args
         assert [p["store_name"] for p in args["_plan"]["placements"]] == ["CA", "Root"]
         assert args["key_readers"] == ["NT SERVICE\\RobotSvc"]
         assert args["key_readers_exact"] is True
@@ -487,7 +639,7 @@ class TestModuleArgs:
         args = build_module_args(
             None,
             dict(PARAMS, state="absent", thumbprint="ab" * 20),
-            pkcs12=None,
+            payload=None,
             passphrase=None,
         )
 
@@ -499,13 +651,53 @@ class TestModuleArgs:
         data = fx.p12(*client)
         plan = plan_for(data, for_removal=True)
 
+        payload = payload_for(data, plan, None)
+
         args = build_module_args(
-            plan, dict(PARAMS, state="absent"), pkcs12=data, passphrase=fx.PASSPHRASE
+            plan,
+            dict(PARAMS, state="absent"),
+            payload=payload,
+            passphrase=fx.PASSPHRASE,
         )
 
         assert args["thumbprint"] == plan.thumbprint
         assert "_pkcs12_content" not in args
         assert fx.PASSPHRASE not in repr(args)
+
+    def test_unknown_build_sends_the_file_and_its_legacy_reencoding(self, pki, client):
+        data = fx.p12(*client, [pki.inter], profile="modern")
+        plan = plan_for(data)
+        payload = payload_for(data, plan, None)
+
+        args = build_module_args(
+            plan, PARAMS, payload=payload, passphrase=fx.PASSPHRASE
+        )
+
+        assert base64.b64decode(args["_pkcs12_content"]) == data
+        assert (
+            base64.b64decode(args["_pkcs12_legacy_content"]) == payload.legacy_fallback
+        )
+        assert (args["_plan"]["profile"], args["_plan"]["min_build"]) == (
+            "modern",
+            17763,
+        )
+
+    def test_known_old_build_sends_only_the_reencoding_as_importable_everywhere(
+        self, pki, client
+    ):
+        data = fx.p12(*client, [pki.inter], profile="modern")
+        plan = plan_for(data)
+        payload = payload_for(data, plan, 14393)
+
+        args = build_module_args(
+            plan, PARAMS, payload=payload, passphrase=fx.PASSPHRASE
+        )
+
+        assert base64.b64decode(args["_pkcs12_content"]) == payload.data != data
+        assert "_pkcs12_legacy_content" not in args
+        # The host's own build check then lets it through on any build.
+        assert (args["_plan"]["profile"], args["_plan"]["min_build"]) == ("legacy", 0)
+        assert plan.min_build == 17763
 
 
 class TestModuleAnswer:
@@ -536,6 +728,43 @@ class TestModuleAnswer:
         assert result["diff"]["after"] == {"state": "present"}
         assert "invocation" not in result
         assert "failed" not in result
+
+    @pytest.mark.parametrize(
+        ("build", "host_says", "profile", "reencoded"),
+        [
+            (None, "modern", "modern", False),
+            (None, "legacy", "legacy", True),
+            (14393, "legacy", "legacy", True),
+            (14393, None, "legacy", True),
+            (17763, "modern", "modern", False),
+            (17763, "nonsense", "modern", False),
+        ],
+    )
+    def test_profile_is_what_the_host_chose(
+        self, client, build, host_says, profile, reencoded
+    ):
+        data = fx.p12(*client, profile="modern")
+        plan = plan_for(data)
+        payload = payload_for(data, plan, build)
+        answer = {"changed": True, "thumbprint": plan.thumbprint}
+        if host_says is not None:
+            answer["profile"] = host_says
+
+        result = interpret_module_result(answer, plan=plan, payload=payload)
+
+        assert (result["profile"], result["reencoded"]) == (profile, reencoded)
+
+    def test_legacy_file_is_never_reported_reencoded(self, client):
+        data = fx.p12(*client)
+        plan = plan_for(data)
+
+        result = interpret_module_result(
+            {"changed": False, "profile": "legacy"},
+            plan=plan,
+            payload=payload_for(data, plan, None),
+        )
+
+        assert (result["profile"], result["reencoded"]) == ("legacy", False)
 
     def test_unchanged(self, client):
         plan = plan_for(fx.p12(*client))

@@ -421,12 +421,61 @@ def test_win_cert_import_sends_only_host_options() -> None:
         "key_readers_exact": False,
         "thumbprint": "A" * 40,
     }
-    sent = build_module_args(None, params, pkcs12=None, passphrase=None)
+    sent = build_module_args(None, params, payload=None, passphrase=None)
+    internal = {
+        "_plan",
+        "_pkcs12_content",
+        "_pkcs12_passphrase",
+        "_pkcs12_legacy_content",
+    }
 
     assert set(sent) <= set(spec["options"])
-    assert {"_plan", "_pkcs12_content", "_pkcs12_passphrase"} <= set(spec["options"])
-    assert spec["options"]["_pkcs12_content"]["no_log"] is True
-    assert spec["options"]["_pkcs12_passphrase"]["no_log"] is True
+    assert internal <= set(spec["options"])
+    for name in internal - {"_plan"}:
+        assert spec["options"][name]["no_log"] is True, name
+
+
+def _if_conditions(source: bytes) -> list[str]:
+    root = PARSER.parse(source).root_node
+    found: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "if_statement":
+            found.append(" ".join(_text(node.named_children[0], source).split()))
+        stack.extend(node.children)
+    return found
+
+
+def test_win_cert_import_host_picks_the_legacy_copy_only_by_its_build() -> None:
+    """The one decision left to the host: the fallback is used only under the build check, nowhere else."""
+    source = (PLUGINS / "modules" / "win_cert_import.ps1").read_bytes()
+    text = source.decode("utf-8")
+
+    uses = [
+        line.strip()
+        for line in text.splitlines()
+        if ("$pkcs12LegacyContent" in line or "_pkcs12_legacy_content" in line)
+        and not line.lstrip().startswith("#")
+    ]
+    conditions = _if_conditions(source)
+
+    assert uses == [
+        "_pkcs12_legacy_content = @{ type = 'str'; no_log = $true }",
+        "$pkcs12LegacyContent = $module.Params._pkcs12_legacy_content",
+        "if ($pkcs12LegacyContent) {",
+        "$pkcs12Content = $pkcs12LegacyContent",
+    ]
+    assert (
+        "[int]$plan.min_build -gt 0 -and $osBuild -lt [int]$plan.min_build"
+        in conditions
+    )
+    # The fallback test sits inside the build test, and the import reads $pkcs12Content after both.
+    build_check = text.index("$osBuild -lt [int]$plan.min_build")
+    assert build_check < text.index("if ($pkcs12LegacyContent)")
+    assert text.index("$module.Result.profile = $importProfile") < text.index(
+        "FromBase64String($pkcs12Content)"
+    )
 
 
 def test_side_effects_only_outside_check_mode() -> None:
