@@ -158,7 +158,9 @@ def windows_section() -> list[str]:
         "task file it includes, a task counted as a module run on the Windows host when it is neither delegated",
         "to the controller nor a controller-only action (set_fact, debug, assert, ...). `win_cert_import` is an",
         "action plugin: it reads the PKCS#12 on the controller and sends it inside the module arguments, so it is",
-        "one module run and no file transfer.",
+        "one module run and no file transfer. No run reads the host's build first: for a build below 17763, or an",
+        "unknown one, win_cert_import re-encodes a modern PKCS#12 as legacy on the controller (or sends both",
+        "encodings) within that same run.",
         "",
         "| task | action | runs on the host | condition |",
         "|---|---|---|---|",
@@ -175,10 +177,18 @@ def windows_section() -> list[str]:
         lines.append(
             f"| {task['role']}: {task['name']} | `{task['action']}` | yes{' (loop)' if task['loop'] else ''} | {cond} |"
         )
+    if conditional:
+        runs = (
+            f"**{always}** when the inventory gives `robot_os_build`, **{len(on_host)}** when it does not "
+            "(the run that reads the build)"
+        )
+    else:
+        runs = (
+            f"**{len(on_host)}**, whether or not the inventory gives `robot_os_build`"
+        )
     lines += [
         "",
-        f"- module runs per Windows host: **{always}** when the inventory gives `robot_os_build`, "
-        f"**{len(on_host)}** when it does not (the setup run that reads the build); target at most 2",
+        f"- module runs per Windows host: {runs}; target at most 2",
         f"- file transfers per Windows host: **{len(transfers)}** (target 0)",
         f"- controller-side tasks in the same run (delegated or controller-only): {len(tasks) - len(on_host)}",
         "",
