@@ -28,6 +28,16 @@ options:
       - ID of the mutual authentication plugin.
     type: str
     default: com.glide.auth.mutual
+  mode:
+    description:
+      - V(full) reads everything listed above.
+      - V(auto) reads the plugin state first (one request) and stops there when the plugin is already active - an
+        instance whose certificate-based authentication is set up has proven the other checks by working. The facts
+        that were not read are then null and RV(facts.checked) is V(plugin). While the plugin is not active (or its
+        state cannot be read), V(auto) runs the full checks.
+    type: str
+    choices: [full, auto]
+    default: full
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -43,6 +53,8 @@ notes:
   - A read the calling user may not do becomes a problem in the list, not a failure; wrong credentials and an
     unreachable instance fail the task.
   - The roles are read only for a named user (Basic or the OAuth password grant).
+  - With O(mode=auto) a change made after the set-up (a role taken from the calling user, a property set back) is
+    not seen while the plugin is active; use O(mode=full) to check an instance that is already set up.
   - Once the certificate tables exist, the column names and choice values the collection infers are checked against
     the instance's C(sys_dictionary) and C(sys_choice), so a real instance that names them
     differently is reported before anything is written.
@@ -85,6 +97,16 @@ EXAMPLES = r"""
           grant_type: client_credentials
           client_id: "{{ sn_client_id }}"
           client_secret: "{{ sn_client_secret }}"
+      register: preflight
+
+# On an instance already set up, read only the plugin state.
+- name: Check the instance cheaply on every run
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the instance, fully only while the plugin is not active
+      snowrpa.robot_certs.snow_cba_info:
+        mode: auto
       register: preflight
 """
 
@@ -137,6 +159,11 @@ facts:
     ready:
       description: True when no problem was found.
       type: bool
+    checked:
+      description:
+        - V(full) when every check ran, V(plugin) when O(mode=auto) found the plugin active and read nothing else
+          (the other facts are then null).
+      type: str
 problems:
   description: Each problem found, as one sentence saying what is wrong and what to do.
   returned: success
@@ -162,6 +189,11 @@ def main() -> None:
     argument_spec = {
         "instance": INSTANCE_ARGSPEC,
         "plugin_id": {"type": "str", "default": "com.glide.auth.mutual"},
+        "mode": {
+            "type": "str",
+            "choices": list(_snow_preflight.MODES),
+            "default": "full",
+        },
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 

@@ -317,3 +317,59 @@ def test_a_non_canonical_boolean_property_is_a_problem() -> None:
         "set it with snow_property"
     ]
     assert result["facts"]["ready"] is False
+
+
+def test_auto_mode_on_an_active_plugin_reads_only_the_plugin() -> None:
+    client = _client()
+    client.list_records.side_effect = _ready_tables
+
+    changed, result, _ignored = preflight.run({"mode": "auto"}, client, True)
+
+    assert changed is False and result["problems"] == []
+    assert client.list_records.call_count == 1
+    assert client.list_records.call_args.args[0] == "v_plugin"
+    client.get.assert_not_called()
+    client.list_in.assert_not_called()
+    facts = result["facts"]
+    assert facts["checked"] == "plugin" and facts["ready"] is True
+    assert facts["plugin"]["active"] is True
+    assert facts["adcv2"] is None and facts["has_admin"] is None
+
+
+@pytest.mark.parametrize(
+    "plugin", [[], [{"id": "com.glide.auth.mutual", "active": "inactive"}]]
+)
+def test_auto_mode_runs_the_full_checks_until_the_plugin_is_active(
+    plugin: list[dict[str, t.Any]],
+) -> None:
+    client = _client()
+    client.last_headers = {"server": "ServiceNow"}
+    client.list_records.side_effect = lambda table, **kw: {
+        "v_plugin": plugin,
+        "sys_db_object": [],
+        "sys_user_has_role": [{"role.name": "admin"}],
+    }[table]
+    client.list_in.return_value = PROPERTIES_READY
+    client.get.return_value = Response(200, {"server": "ServiceNow"}, b"false")
+
+    _ignored, result, _ignored = preflight.run({"mode": "auto"}, client, True)
+
+    facts = result["facts"]
+    assert facts["checked"] == "full"
+    assert facts["adcv2"] is False and facts["supports_tls"] is False
+    assert facts["has_sso_config_admin"] is False
+    assert any("not behind the ADCv2 load balancer" in p for p in result["problems"])
+    client.get.assert_called_once_with("/adcv2/supports_tls")
+
+
+def test_full_mode_is_the_default_on_an_active_plugin() -> None:
+    client = _client()
+    client.list_records.side_effect = _ready_tables
+    client.list_in.side_effect = _dictionary
+    client.get.return_value = Response(200, {"server": "snow_adc"}, b"true")
+
+    _ignored, result, _ignored = preflight.run({}, client, True)
+
+    assert result["facts"]["checked"] == "full"
+    client.get.assert_called_once_with("/adcv2/supports_tls")
+    assert client.list_in.call_count == 3
