@@ -9,6 +9,7 @@ import typing as t
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _files,
     _pkcs12,
+    _pkcs12_record,
     _pki,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
@@ -267,8 +268,26 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         existing_data = _files.read_optional(pkcs12_path, what="pkcs12_path")
         current[pkcs12_path], names[pkcs12_path] = existing_data, "pkcs12_path"
         wanted = _pkcs12_summary(identity.leaf, identity.chain, friendly_name, profile)
-        if not params["force"] and _unchanged_pkcs12(
-            existing_data, params["pkcs12_passphrase"], identity, friendly_name, profile
+        state_path = _pkcs12_record.record_path(pkcs12_path)
+        state = _pkcs12_record.read(state_path)
+        certs = [identity.leaf, *identity.chain]
+        if not params["force"] and (
+            _pkcs12_record.matches(
+                state,
+                existing_data,
+                params["pkcs12_passphrase"],
+                key=identity.key,
+                certs=certs,
+                friendly_name=friendly_name,
+                profile=profile,
+            )
+            or _unchanged_pkcs12(
+                existing_data,
+                params["pkcs12_passphrase"],
+                identity,
+                friendly_name,
+                profile,
+            )
         ):
             differences: list[str] = []
             diff["before"]["pkcs12"] = dict(wanted)
@@ -308,6 +327,22 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
             )
             writes.append(
                 _files.PlannedWrite(pkcs12_path, data, _files.SECRET_MODE, secret=True)
+            )
+            current[state_path], names[state_path] = state, "the record of pkcs12_path"
+            writes.append(
+                _files.PlannedWrite(
+                    state_path,
+                    _pkcs12_record.build(
+                        data,
+                        params["pkcs12_passphrase"],
+                        key=identity.key,
+                        certs=certs,
+                        friendly_name=friendly_name,
+                        profile=profile,
+                    ),
+                    _files.SECRET_MODE,
+                    secret=True,
+                )
             )
         elif _files.file_mode(pkcs12_path) != _files.SECRET_MODE:
             reasons.append(f"mode of {pkcs12_path} is not 0600")

@@ -64,15 +64,23 @@ def _load_issuer_cert(params: dict[str, t.Any]) -> t.Any:
     return cert
 
 
+# Issuer keys this process has loaded and checked, by file content and passphrase: a batch signs
+# many certificates with one CA, and decrypting and checking its key each time would dominate.
+_ISSUER_KEYS: dict[tuple[bytes, str | None], t.Any] = {}
+
+
 def _load_issuer_key(params: dict[str, t.Any], cert: t.Any) -> t.Any:
     """The issuer key, checked against its certificate; only read when something must be signed."""
     path = params["issuer_privatekey_path"]
-    key = _pki.load_private_key(
-        _files.read_file(path, what="issuer_privatekey_path"),
-        params.get("issuer_privatekey_passphrase"),
-        source=f"issuer_privatekey_path {path!r}",
-    )
+    data = _files.read_file(path, what="issuer_privatekey_path")
+    passphrase = params.get("issuer_privatekey_passphrase")
+    key = _ISSUER_KEYS.get((data, passphrase))
+    if key is None:
+        key = _pki.load_private_key(
+            data, passphrase, source=f"issuer_privatekey_path {path!r}"
+        )
     _pki.check_issuer(cert, key, source=repr(params["issuer_cert_path"]))
+    _ISSUER_KEYS[(data, passphrase)] = key
     return key
 
 

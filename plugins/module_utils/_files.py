@@ -112,7 +112,9 @@ def check_writable(path: str, *, what: str) -> None:
 def _prepare(write: PlannedWrite) -> str:
     folder = os.path.dirname(os.path.abspath(write.path))
     for missing in _missing_parents(folder):
-        os.mkdir(missing, SECRET_DIR_MODE if write.secret else PUBLIC_DIR_MODE)
+        # Another process writing into the same new folder may create it first (forks, batch workers).
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(missing, SECRET_DIR_MODE if write.secret else PUBLIC_DIR_MODE)
     # mkstemp creates the file 0600, so key material is never readable by others, not even briefly.
     handle, temp = tempfile.mkstemp(
         dir=folder, prefix=f".{os.path.basename(write.path)}.", suffix=".tmp"

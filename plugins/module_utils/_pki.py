@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 import typing as t
 
@@ -241,10 +242,11 @@ def order_chain(
 
 def public_key_matches(private_key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
     """True when CERT holds the public half of PRIVATE_KEY."""
-    return _public_der(private_key.public_key()) == _public_der(cert.public_key())
+    return public_key_der(private_key.public_key()) == public_key_der(cert.public_key())
 
 
-def _public_der(key: PublicKeyTypes) -> bytes:
+def public_key_der(key: PublicKeyTypes) -> bytes:
+    """SubjectPublicKeyInfo DER of a public KEY."""
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -369,16 +371,29 @@ def load_private_key(
     return key
 
 
+# SHA-256 of the PKCS#8 DER of each RSA key this process made or checked: the check costs as
+# much as making the key, and a batch hands the keys it just made straight to the export step.
+_CHECKED_RSA_KEYS: set[bytes] = set()
+
+
+def _remember_checked(der: bytes) -> None:
+    _CHECKED_RSA_KEYS.add(hashlib.sha256(der).digest())
+
+
 def check_key(key: PrivateKeyTypes, *, source: str) -> None:
     """Run the RSA consistency check that load_private_key(validate=False) skipped."""
     if not isinstance(key, rsa.RSAPrivateKey):
         return
+    der = private_key_der(key)
+    if hashlib.sha256(der).digest() in _CHECKED_RSA_KEYS:
+        return
     try:
-        serialization.load_der_private_key(private_key_der(key), None)
+        serialization.load_der_private_key(der, None)
     except ValueError:
         raise CertificateError(
             f"{source} holds an inconsistent RSA key; make a new key"
         ) from None
+    _remember_checked(der)
 
 
 def _reason(exc: Exception) -> str:
@@ -673,7 +688,9 @@ def generate_private_key(
     """A new RSA or ECDSA key."""
     check_key_options(key_type, key_size, curve)
     if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        _remember_checked(private_key_der(key))
+        return key
     return ec.generate_private_key(CURVES[curve]())
 
 
@@ -998,6 +1015,7 @@ __all__ = (
     "parse_san",
     "private_key_block",
     "private_key_der",
+    "public_key_der",
     "profile_ekus",
     "public_key_matches",
     "serialize_private_key",

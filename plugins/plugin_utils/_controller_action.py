@@ -28,6 +28,8 @@ class ControllerAction(ActionBase):
     """
 
     BACKEND: t.ClassVar[types.ModuleType]
+    # False leaves the options out of the result (a batch's options are the size of the fleet).
+    RETURN_INVOCATION: t.ClassVar[bool] = True
     TRANSFERS_FILES = False
     # Nothing runs on the target, so no connection is opened for it (a fleet run stays on the controller).
     _requires_connection = False
@@ -85,7 +87,8 @@ class ControllerAction(ActionBase):
                 w["warning"] if isinstance(w, dict) and "warning" in w else w
                 for w in all_warnings
             ]
-        result["invocation"] = invocation
+        if self.RETURN_INVOCATION:
+            result["invocation"] = invocation
         return remove_values(result, no_log_values)
 
 
