@@ -1,0 +1,189 @@
+"""The record cert_export keeps next to each PKCS#12: it may only ever save work, never hide a change."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
+    _cert_export,
+    _cert_generate,
+    _pkcs12,
+)
+from tests.helpers import sh
+
+PASSPHRASE = "record-pfx-passphrase"
+
+
+def _params(spec: dict[str, t.Any], values: dict[str, t.Any]) -> dict[str, t.Any]:
+    result = ArgumentSpecValidator(spec).validate(values)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+@pytest.fixture
+def identity(tmp_path: Path) -> dict[str, t.Any]:
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key")}
+    _cert_generate.run(
+        _params(
+            _cert_generate.ARGUMENT_SPEC,
+            dict(ca, purpose="ca", subject={"common_name": "Record CA"}),
+        ),
+        check_mode=False,
+    )
+    leaf = {
+        "path": str(tmp_path / "client.crt"),
+        "privatekey_path": str(tmp_path / "client.key"),
+    }
+    _cert_generate.run(
+        _params(
+            _cert_generate.ARGUMENT_SPEC,
+            dict(
+                leaf,
+                subject={"common_name": "robot01"},
+                issuer_cert_path=ca["path"],
+                issuer_privatekey_path=ca["privatekey_path"],
+            ),
+        ),
+        check_mode=False,
+    )
+    return {
+        "certificate_path": leaf["path"],
+        "privatekey_path": leaf["privatekey_path"],
+        "chain_paths": [ca["path"]],
+        "pkcs12_path": str(tmp_path / "client.p12"),
+        "pkcs12_passphrase": PASSPHRASE,
+        "pkcs12_profile": "modern",
+    }
+
+
+def _export(values: dict[str, t.Any]) -> tuple[bool, dict[str, t.Any]]:
+    changed, result, _diff, _warnings = _cert_export.run(
+        _params(_cert_export.ARGUMENT_SPEC, values), check_mode=False
+    )
+    return changed, result
+
+
+def _state(values: dict[str, t.Any]) -> Path:
+    return Path(values["pkcs12_path"] + ".state")
+
+
+def test_the_record_is_written_with_the_pkcs12_and_holds_no_secret(
+    identity: dict[str, t.Any],
+) -> None:
+    _export(identity)
+
+    state = _state(identity)
+    assert state.stat().st_mode & 0o777 == 0o600
+    text = state.read_text()
+    assert PASSPHRASE not in text and "PRIVATE KEY" not in text
+    record = json.loads(text)
+    assert record["profile"] == "modern" and len(record["cert_sha256"]) == 2
+
+
+def test_an_unchanged_run_with_its_record_does_not_open_the_pkcs12(
+    identity: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _export(identity)
+
+    def refuse(*_args: t.Any, **_kwargs: t.Any) -> t.NoReturn:
+        raise AssertionError(
+            "the PKCS#12 was opened although its record proves it unchanged"
+        )
+
+    monkeypatch.setattr(_pkcs12, "pkcs12_matches", refuse)
+    monkeypatch.setattr(_pkcs12, "load_pkcs12", refuse)
+    changed, result = _export(identity)
+
+    assert not changed and result["reasons"] == []
+
+
+def test_a_new_passphrase_rewrites_the_file_despite_the_record(
+    identity: dict[str, t.Any],
+) -> None:
+    _export(identity)
+    new = dict(identity, pkcs12_passphrase="another-pfx-passphrase")
+
+    changed, _result = _export(new)
+
+    assert changed
+    opened = sh(
+        "openssl",
+        "pkcs12",
+        "-info",
+        "-nokeys",
+        "-noout",
+        "-passin",
+        "pass:another-pfx-passphrase",
+        "-in",
+        new["pkcs12_path"],
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert not _export(new)[0]
+
+
+def test_a_replaced_pkcs12_is_opened_and_put_right(
+    identity: dict[str, t.Any], tmp_path: Path
+) -> None:
+    _export(identity)
+    # Another valid PKCS#12 with the same passphrase but another friendly name, put in place by hand.
+    other = dict(
+        identity, pkcs12_path=str(tmp_path / "other.p12"), friendly_name="someone else"
+    )
+    _export(other)
+    Path(identity["pkcs12_path"]).write_bytes(Path(other["pkcs12_path"]).read_bytes())
+
+    changed, result = _export(identity)
+
+    assert changed and "friendly name differs" in result["reasons"]
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "other-file"])
+def test_a_missing_or_broken_record_falls_back_to_opening_the_pkcs12(
+    identity: dict[str, t.Any], tmp_path: Path, damage: str
+) -> None:
+    _export(identity)
+    state = _state(identity)
+    if damage == "delete":
+        state.unlink()
+    elif damage == "garbage":
+        state.write_text("{not json")
+    else:
+        other = dict(identity, pkcs12_path=str(tmp_path / "other.p12"))
+        _export(other)
+        state.write_bytes(_state(other).read_bytes())
+    before = Path(identity["pkcs12_path"]).read_bytes()
+
+    changed, _result = _export(identity)
+
+    assert not changed, (
+        "an unchanged PKCS#12 was rewritten because its record was missing or broken"
+    )
+    assert Path(identity["pkcs12_path"]).read_bytes() == before
+
+
+def test_a_changed_profile_is_not_hidden_by_the_record(
+    identity: dict[str, t.Any],
+) -> None:
+    _export(identity)
+
+    changed, result = _export(dict(identity, pkcs12_profile="legacy"))
+
+    assert changed and any("profile" in reason for reason in result["reasons"])
+    info = sh(
+        "openssl",
+        "pkcs12",
+        "-info",
+        "-nokeys",
+        "-noout",
+        "-legacy",
+        "-passin",
+        f"pass:{PASSPHRASE}",
+        "-in",
+        identity["pkcs12_path"],
+    )
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr
