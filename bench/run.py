@@ -70,7 +70,7 @@ class Settings:
             plan=parse_plan(
                 os.environ.get(
                     "BENCH_PLAN",
-                    "rsa:20:3 ecdsa:20:3 rsa:100:1 ecdsa:100:1 rsa:500:1:floor ecdsa:500:1:floor",
+                    "rsa:20:3 ecdsa:20:3 rsa:100:3 ecdsa:100:3 rsa:500:1 ecdsa:500:1",
                 )
             ),
             community_plan=parse_plan(
@@ -728,6 +728,80 @@ def timing_section(harness: Harness) -> list[str]:
     return lines
 
 
+def _split(profile: list[tuple[str, str, float]], total: float) -> str:
+    """How a role run's wall time divides: the batch task, the other tasks, and start-up."""
+    batch = sum(sec for _n, action, sec in profile if action.endswith(".cert_batch"))
+    others = sum(
+        sec for _n, action, sec in profile if not action.endswith(".cert_batch")
+    )
+    return (
+        f"{total:.2f} s = {batch:.2f} s in the cert_batch task + {others:.2f} s in the other tasks"
+        f" + {max(total - batch - others, 0.0):.2f} s of ansible-playbook start-up and play set-up"
+    )
+
+
+def targets_section(harness: Harness, n: int = 100) -> list[str]:
+    """Each target of issue 6 at N robots: met, or missed by how much and where the time went."""
+    lines = [f"## Targets at N = {n}: met or missed, and why", ""]
+    for key_type in harness.settings.key_types:
+        role = estimate(harness, "role", key_type, n, "first")
+        again = estimate(harness, "role", key_type, n, "re-run")
+        checks = [
+            (
+                "issue: role / floor",
+                role,
+                estimate(harness, "cryptography floor", key_type, n, "first"),
+                1.0,
+                "<=",
+            ),
+            (
+                "issue: community.crypto / role",
+                estimate(harness, "community.crypto", key_type, n, "first"),
+                role,
+                20.0,
+                ">=",
+            ),
+            (
+                "re-run: role / no-op dispatch",
+                again,
+                estimate(harness, "no-op dispatch (role)", key_type, n, "re-run"),
+                2.0,
+                "<=",
+            ),
+            (
+                "re-run: community.crypto / role",
+                estimate(harness, "community.crypto", key_type, n, "re-run"),
+                again,
+                20.0,
+                ">=",
+            ),
+        ]
+        for label, top, bottom, target, sense in checks:
+            if top is None or bottom is None or bottom[0] == 0:
+                lines.append(f"- {key_type}, {label}: not measured")
+                continue
+            value = top[0] / bottom[0]
+            met = value <= target if sense == "<=" else value >= target
+            extrapolated = " (extrapolated)" if top[1] or bottom[1] else ""
+            verdict = (
+                "met"
+                if met
+                else f"missed by {value / target:.2f}x"
+                if sense == "<="
+                else f"missed by {target / value:.2f}x"
+            )
+            lines.append(
+                f"- {key_type}, {label} = {value:.2f}{extrapolated} (target {sense} {target:g}): {verdict}"
+            )
+        for phase, est in (("first", role), ("rerun", again)):
+            profile = harness.profiles.get(("role", key_type, n, phase))
+            if est is not None and profile and not est[1]:
+                lines.append(
+                    f"  - role {phase.replace('rerun', 're-run')} (median, task times of the last repeat): {_split(profile, est[0])}"
+                )
+    return lines + [""]
+
+
 METHOD = [
     "## Method",
     "",
@@ -796,7 +870,10 @@ def main() -> int:
     ]
     sections += METHOD
     (BENCH / "results.md").write_text(
-        "\n".join(head + timing_section(harness) + [""] + sections) + "\n",
+        "\n".join(
+            head + targets_section(harness) + timing_section(harness) + [""] + sections
+        )
+        + "\n",
         encoding="utf-8",
     )
     log(f"done in {elapsed / 60:.1f} minutes: bench/results.md, bench/issue-time.png")

@@ -4,7 +4,7 @@
 # community.crypto comes from the `ansible` package, installed into its own venv (bench/.venv-community)
 # from bench/requirements-community-crypto.txt; rebuilt when that file changes.
 # Settings (environment; defaults in bench/run.py): BENCH_PLAN (entries key:N:repeats[:floor], default
-# "rsa:20:3 ecdsa:20:3 rsa:100:1 ecdsa:100:1 rsa:500:1:floor ecdsa:500:1:floor"), BENCH_COMMUNITY_PLAN
+# "rsa:20:3 ecdsa:20:3 rsa:100:3 ecdsa:100:3 rsa:500:1 ecdsa:500:1"), BENCH_COMMUNITY_PLAN
 # ("rsa:0 rsa:20 ecdsa:20"), BENCH_SIZES reported ("20 100 500"), BENCH_SNOW_SIZES ("20"), BENCH_FORKS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
