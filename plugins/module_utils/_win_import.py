@@ -26,6 +26,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pkcs12 import (
     MODERN_MIN_OS_BUILD,
+    PROFILES,
     Pkcs12Contents,
     load_pkcs12,
     pkcs12_algorithms,
@@ -361,7 +362,7 @@ def choose_payload(
         what = (
             f"Windows build {build}"
             if build is not None
-            else "a Windows build below 17763"
+            else f"a Windows build below {plan.min_build}"
         )
         raise WindowsPrepError(
             f"{source} uses PBES2 (AES) encryption, which {what} cannot import, and has no passphrase to "
@@ -519,7 +520,7 @@ def interpret_module_result(
         if payload is not None:
             # The host says which of the bytes it was sent it chose; a re-encoding is always legacy.
             chosen = answer.get("profile")
-            if chosen not in ("modern", "legacy", "other"):
+            if chosen not in (*PROFILES, "other"):
                 chosen = payload.profile
             result["profile"] = chosen
             result["reencoded"] = chosen != plan.profile
