@@ -5,7 +5,9 @@ An unchanged run costs one look-up of the users' mappings (dot-walked ``user.use
 of their attachments, each split only when the encoded IN list grows long, plus the active CA
 records, their attachments and one download per CA certificate, so that a mapping whose CA record
 was replaced or deactivated is reported: N robots cost about ceil(N / 180) + 3 + (CA records)
-requests. Users are read only when something has to be written.
+requests. A caller that has just registered and seen published the CA (snow_ca_register in the
+same play) gives its PEM instead, and the CA look-ups are skipped for every certificate it issued.
+Users are read only when something has to be written.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ MAPPING_FIELDS = (
     "valid_to",
 )
 EXCLUSIVE_CHOICES = ("none", "deactivate", "remove")
+# Stands for the CA records the caller registered: active and published by the caller's word.
+_REGISTERED_ROW = {
+    "sys_id": "",
+    "name": "registered_ca_content",
+    "publish_status": tables.PUBLISH_EXISTS,
+}
 
 
 class Wanted(t.NamedTuple):
@@ -167,6 +175,21 @@ def _default_name(pem: certs.PemInput) -> str:
     return str(names[0].value) if names else pem.certs[0].subject.rfc4514_string()
 
 
+def _registered_cas(params: dict[str, t.Any]) -> list[t.Any]:
+    """The CA certificates of registered_ca_content, checked before any request."""
+    content = params.get("registered_ca_content")
+    if not content:
+        return []
+    pem = certs.read_pem(None, content, source="registered_ca_content")
+    for cert in pem.certs:
+        if not pki.is_ca(cert):
+            raise CertificateError(
+                f"registered_ca_content holds {cert.subject.rfc4514_string()!r}, which is not a CA certificate "
+                "(basicConstraints CA:TRUE); give the PEM of the CA certificates registered with snow_ca_register"
+            )
+    return pem.certs
+
+
 def _matches_user(record: dict[str, t.Any], user: str) -> bool:
     if certs.is_sys_id(user):
         return tables.ref_value(record.get("user")) == user
@@ -208,8 +231,14 @@ def _diff_side(view: dict[str, t.Any]) -> dict[str, t.Any]:
 class _Fleet:
     """The instance's view of the users named in one call."""
 
-    def __init__(self, client: SnowClient, wanted: list[Wanted]) -> None:
+    def __init__(
+        self,
+        client: SnowClient,
+        wanted: list[Wanted],
+        registered: list[t.Any] | None = None,
+    ) -> None:
         self.client = client
+        self.registered = registered or []
         users = [w.user for w in wanted]
         names = [u for u in users if not certs.is_sys_id(u)]
         ids = [u for u in users if certs.is_sys_id(u)]
@@ -315,7 +344,13 @@ class _Fleet:
         return self._cas
 
     def _issuers_of(self, w: Wanted) -> list[tuple[dict[str, t.Any], t.Any]]:
+        """The CA records that issued W's certificate: the registered ones given, else the instance's."""
         leaf = w.certificate.certs[0]
+        given = [
+            (_REGISTERED_ROW, c) for c in self.registered if pki.is_issued_by(leaf, c)
+        ]
+        if given:
+            return given
         return [
             (row, c)
             for row, found in self._active_cas()
@@ -323,15 +358,17 @@ class _Fleet:
             if pki.is_issued_by(leaf, c)
         ]
 
+    def _ca_table_missing(self) -> bool:
+        # Check mode before the plugin is active: no CA can be registered yet, so there is nothing to check against.
+        return tables.CA_TABLE in self.client.missing_tables
+
     def check_issuers(self, wanted: list[Wanted]) -> None:
         """Fail, before any write, unless each certificate chains to an active, published CA record."""
-        self._active_cas()
-        if tables.CA_TABLE in self.client.missing_tables:
-            # Check mode before the plugin is active: no CA can be registered yet, so there is nothing to check against.
-            return
         for w in wanted:
             leaf = w.certificate.certs[0]
             issuers = self._issuers_of(w)
+            if self._ca_table_missing():
+                return
             if not issuers:
                 raise CertificateError(
                     f"certificate for user {w.user!r} ({leaf.subject.rfc4514_string()}) was issued by {leaf.issuer.rfc4514_string()!r}, "
@@ -353,17 +390,16 @@ class _Fleet:
         Such a mapping still exists, but the instance refuses its mutual TLS login, for instance after the CA
         record was given another CA's certificate.
         """
-        self._active_cas()
-        if tables.CA_TABLE in self.client.missing_tables:
-            return
-        orphans = [
-            w
-            for w in kept
+        orphans = []
+        for w in kept:
+            issuers = self._issuers_of(w)
+            if self._ca_table_missing():
+                return
             if not any(
                 str(row.get("publish_status")) == tables.PUBLISH_EXISTS
-                for row, _cert in self._issuers_of(w)
-            )
-        ]
+                for row, _cert in issuers
+            ):
+                orphans.append(w)
         if not orphans:
             return
         keys = [w.key for w in orphans]
@@ -380,13 +416,37 @@ class _Fleet:
             "snowrpa.robot_certs.snow_ca_register"
         )
 
+    def others(
+        self, wanted: list[Wanted], skip: set[str], inactive: set[str]
+    ) -> list[dict[str, t.Any]]:
+        """Each user's mappings other than SKIP (the ones this call ensured or removed), as they are after the run."""
+        found: list[dict[str, t.Any]] = []
+        seen: set[str] = set()
+        for w in wanted:
+            for record in self.of_user(w.user):
+                sys_id = str(record["sys_id"])
+                if sys_id in skip or sys_id in seen:
+                    continue
+                seen.add(sys_id)
+                active = tables.as_bool(record.get("active")) and sys_id not in inactive
+                found.append(
+                    {
+                        "user": w.user,
+                        "sys_id": sys_id,
+                        "name": str(record.get("name") or ""),
+                        "active": active,
+                    }
+                )
+        return found
+
 
 def run(
     params: dict[str, t.Any], client: SnowClient, check_mode: bool
 ) -> tuple[bool, dict[str, t.Any], dict[str, t.Any]]:
     """Ensure the mappings exist with these certificates (present) or are gone (absent)."""
     wanted = _wanted(params)
-    fleet = _Fleet(client, wanted)
+    registered = _registered_cas(params) if params["state"] == "present" else []
+    fleet = _Fleet(client, wanted, registered)
     if params["state"] == "absent":
         return _remove(fleet, wanted)
     return _ensure(fleet, wanted, params.get("exclusive") or "none", check_mode)
@@ -415,11 +475,13 @@ def _remove(
     fleet.records = [
         r for r in fleet.records if r["sys_id"] not in {v["sys_id"] for v in removed}
     ]
-    return (
-        bool(removed),
-        {"mappings": removed, "deactivated": [], "removed": removed},
-        {"before": before, "after": {}},
-    )
+    result = {
+        "mappings": removed,
+        "deactivated": [],
+        "removed": removed,
+        "other_mappings": fleet.others(wanted, set(), set()),
+    }
+    return bool(removed), result, {"before": before, "after": {}}
 
 
 def _ensure(
@@ -546,11 +608,18 @@ def _ensure(
                     else dict(_diff_side(view), active=False)
                 )
                 changed = True
-    return (
-        changed,
-        {"mappings": results, "deactivated": deactivated, "removed": removed},
-        {"before": before, "after": after},
+    others = fleet.others(
+        wanted,
+        kept_ids | {r["sys_id"] for r in removed},
+        {r["sys_id"] for r in deactivated},
     )
+    result = {
+        "mappings": results,
+        "deactivated": deactivated,
+        "removed": removed,
+        "other_mappings": others,
+    }
+    return changed, result, {"before": before, "after": after}
 
 
 def _user_sys_id(users: dict[str, str], w: Wanted) -> str:

@@ -78,6 +78,17 @@ options:
     type: str
     choices: [none, deactivate, remove]
     default: none
+  registered_ca_content:
+    description:
+      - PEM text of CA certificates that the caller has just registered and seen published, for instance the
+        O(snowrpa.robot_certs.snow_ca_register#module:pem_content) of a M(snowrpa.robot_certs.snow_ca_register) task
+        with O(snowrpa.robot_certs.snow_ca_register#module:wait_for_publish=true) earlier in the same play.
+      - A certificate issued by one of them counts as chaining to an active, published CA record without reading the
+        instance's CA records, which saves their look-up and the download of each CA certificate on every run. A
+        certificate issued by any other CA is still checked against the instance's records.
+      - Without it (the default), the instance's active CA records are read whenever a mapping is created or kept.
+      - Used only with O(state=present). Every certificate in it must be a CA certificate.
+    type: str
   state:
     description:
       - V(present) ensures the mappings; V(absent) deletes the user's mappings of that name, and those holding the
@@ -110,6 +121,10 @@ notes:
     refused before anything is written. Register the CA with M(snowrpa.robot_certs.snow_ca_register) first.
   - New records are made by attaching the PEM to a chosen sys_id, then inserting the record with that sys_id [seen];
     when any step fails, every record and attachment this run created is deleted again.
+  - O(registered_ca_content) is taken at the caller's word - a CA record changed by someone else between the
+    registration and this task is not seen for the certificates it issued. Leave it out to check the instance itself.
+  - RV(other_mappings) lists what O(exclusive) could act on, whatever their CA, so that a caller can skip a later
+    O(exclusive) run when it is empty (the snowrpa.robot_certs.servicenow_cba role's retire step does).
   - Needs role C(sso_config_admin) besides C(admin) [seen].
   - "Inferred facts [infer]: column names of sys_user_certificate - name, user, active, type, subject, issuer,
     valid_from, valid_to; choice value type client_cert; sys_ca_certificate publish_status exists once published; the
@@ -125,6 +140,21 @@ EXAMPLES = r"""
   snowrpa.robot_certs.snow_user_cert:
     mappings: "{{ robot_mappings }}"
     exclusive: deactivate
+  delegate_to: localhost
+  run_once: true
+
+- name: Register the robot CA and wait until it is published
+  snowrpa.robot_certs.snow_ca_register:
+    name: Robot CA
+    pem_path: pki/robot-ca.crt
+    wait_for_publish: true
+  delegate_to: localhost
+  run_once: true
+
+- name: Map the fleet, checking it against the CA just registered
+  snowrpa.robot_certs.snow_user_cert:
+    mappings: "{{ robot_mappings }}"
+    registered_ca_content: "{{ lookup('ansible.builtin.file', 'pki/robot-ca.crt') }}"
   delegate_to: localhost
   run_once: true
 
@@ -192,6 +222,26 @@ removed:
   returned: success
   type: list
   elements: dict
+other_mappings:
+  description:
+    - The users' mappings other than those this call ensured or removed, as they are after the run (in check mode, as
+      they would be), from any CA. Empty when no user has another mapping, so a later O(exclusive) run would do nothing.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    user:
+      description: The user as given in the call.
+      type: str
+    sys_id:
+      description: sys_id of the mapping record.
+      type: str
+    name:
+      description: Record name.
+      type: str
+    active:
+      description: Whether the mapping is active.
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -230,6 +280,7 @@ def main() -> None:
             "choices": list(_snow_user_cert.EXCLUSIVE_CHOICES),
             "default": "none",
         },
+        "registered_ca_content": {"type": "str"},
         "state": {
             "type": "str",
             "choices": ["present", "absent"],

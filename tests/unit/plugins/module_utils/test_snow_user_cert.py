@@ -728,3 +728,153 @@ def test_unchanged_mapping_whose_ca_record_is_gone_fails_naming_it(
         + client.attachment_content.call_count
     )
     assert requests <= 5
+
+
+def _unchanged_fleet(
+    client: mock.MagicMock, robots: dict[str, x509.Certificate]
+) -> dict[str, t.Any]:
+    """CLIENT holding one mapping per robot; answers the params of an unchanged run."""
+    client.list_in.return_value = [
+        _record(f"{i:032x}", u, f"{u} mTLS") for i, u in enumerate(robots)
+    ]
+    _registered(
+        client,
+        [
+            {"sys_id": f"a{i:031x}", "table_sys_id": f"{i:032x}", "hash": _digest(c)}
+            for i, c in enumerate(robots.values())
+        ],
+    )
+    return _params(
+        *(
+            {"user": u, "name": f"{u} mTLS", "pem_content": _pem(c)}
+            for u, c in robots.items()
+        )
+    )
+
+
+def test_registered_ca_content_skips_the_ca_records_and_their_download() -> None:
+    robots = {f"robot{i}": _cert(f"robot{i}")[1] for i in range(3)}
+    client = _client()
+    params = _unchanged_fleet(client, robots)
+
+    changed, result, _diff = user_cert.run(
+        dict(params, registered_ca_content=_pem(CA_CERT)), client, False
+    )
+
+    assert changed is False and result["other_mappings"] == []
+    assert [m["action"] for m in result["mappings"]] == ["unchanged"] * 3
+    client.list_records.assert_not_called()
+    client.attachment_content.assert_not_called()
+    # Only the mappings and their attachments were read.
+    assert client.list_in.call_count == 1 and client.list_attachments.call_count == 1
+
+
+def test_a_certificate_from_another_ca_is_still_checked_against_the_instance() -> None:
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_ca = _cert("Other CA", ca=True, key=other_key, issuer="Other CA")[1]
+    robots = {"robot0": _cert("robot0", issuer="Other CA", key=other_key)[1]}
+    client = _client()
+    params = _unchanged_fleet(client, robots)
+
+    # The instance holds only the Robot CA: the mapping from Other CA is refused.
+    with pytest.raises(CertificateError, match="no longer an active, published CA"):
+        user_cert.run(dict(params, registered_ca_content=_pem(CA_CERT)), client, False)
+    assert client.list_records.call_count == 1
+
+    # Given its own CA, the same mapping passes without the instance's CA records.
+    fresh = _client()
+    params = _unchanged_fleet(fresh, robots)
+    changed, _result, _diff = user_cert.run(
+        dict(params, registered_ca_content=_pem(other_ca)), fresh, False
+    )
+    assert changed is False
+    fresh.list_records.assert_not_called()
+
+
+def test_registered_ca_content_that_is_no_ca_is_refused_before_any_request() -> None:
+    leaf = _cert("robot0")[1]
+    client = _client()
+
+    with pytest.raises(
+        CertificateError,
+        match=r"^registered_ca_content holds 'CN=robot0', which is not a CA certificate",
+    ):
+        user_cert.run(
+            _params(
+                {"user": "robot0", "name": "r", "pem_content": _pem(leaf)},
+                registered_ca_content=_pem(leaf),
+            ),
+            client,
+            False,
+        )
+
+    client.list_in.assert_not_called()
+
+
+def test_registered_ca_is_trusted_for_a_new_mapping_too() -> None:
+    cert = _cert("robot1")[1]
+    client = _client()
+    client.list_in.side_effect = lambda table, field, values, **kw: (
+        [{"sys_id": "5" * 32, "user_name": "robot1", "active": "true"}]
+        if table == "sys_user"
+        else []
+    )
+    client.attach.return_value = {"sys_id": "a" * 32}
+    client.create.side_effect = lambda table, fields: dict(fields)
+
+    changed, result, _diff = user_cert.run(
+        _params(
+            {"user": "robot1", "name": "robot1 mTLS", "pem_content": _pem(cert)},
+            registered_ca_content=_pem(CA_CERT),
+        ),
+        client,
+        False,
+    )
+
+    assert changed and result["mappings"][0]["action"] == "created"
+    client.list_records.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("exclusive", "left"),
+    [
+        ("none", [("2" * 32, True), ("3" * 32, False), ("4" * 32, True)]),
+        ("deactivate", [("2" * 32, False), ("3" * 32, False), ("4" * 32, True)]),
+        ("remove", [("4" * 32, True)]),
+    ],
+)
+def test_other_mappings_are_what_is_left_besides_the_current_certificate(
+    exclusive: str, left: list[tuple[str, bool]]
+) -> None:
+    current, old, older = (_cert("robot1")[1] for _ignored in range(3))
+    foreign_key = ec.generate_private_key(ec.SECP256R1())
+    foreign = _cert("robot1", issuer="Other CA", key=foreign_key)[1]
+    client = _client()
+    client.list_in.return_value = [
+        _record("1" * 32, "robot1", "robot1 2027"),
+        _record("2" * 32, "robot1", "robot1 2026"),
+        _record("3" * 32, "robot1", "robot1 2025", active="false"),
+        _record("4" * 32, "robot1", "robot1 other"),
+    ]
+    _registered(
+        client,
+        [
+            {"sys_id": "a" * 32, "table_sys_id": "1" * 32, "hash": _digest(current)},
+            {"sys_id": "b" * 32, "table_sys_id": "2" * 32, "hash": _digest(old)},
+            {"sys_id": "f" * 32, "table_sys_id": "3" * 32, "hash": _digest(older)},
+            {"sys_id": "e" * 32, "table_sys_id": "4" * 32, "hash": _digest(foreign)},
+        ],
+        {"b" * 32: old, "f" * 32: older, "e" * 32: foreign},
+    )
+
+    _changed, result, _diff = user_cert.run(
+        _params(
+            {"user": "robot1", "name": "robot1 2027", "pem_content": _pem(current)},
+            exclusive=exclusive,
+        ),
+        client,
+        False,
+    )
+
+    assert [(o["sys_id"], o["active"]) for o in result["other_mappings"]] == left
+    assert {o["user"] for o in result["other_mappings"]} <= {"robot1"}
