@@ -42,6 +42,16 @@ def _age_fleet(fleet: Fleet) -> None:
             age_certificate(fleet.dir(host) / name, ca_cert, ca_key, AGE_DAYS)  # type: ignore[arg-type]
 
 
+def _batches(run: t.Any) -> list[dict[str, t.Any]]:
+    """The batched snow_user_cert results of the map step and of the retire step, in order."""
+    return [
+        r
+        for r in run.results
+        if r["action"] == "snowrpa.robot_certs.snow_user_cert"
+        and "Map the client certificates of all robots" in r["task"]
+    ]
+
+
 def test_rotate_maps_the_new_certificate_before_retiring_the_old(
     playbook: t.Callable[..., t.Any],
     tmp_path: Path,
@@ -84,6 +94,20 @@ def test_rotate_maps_the_new_certificate_before_retiring_the_old(
     assert max(created) < min(deleted), (
         "an old mapping was retired before every new one was active"
     )
+    # The map step keeps the old mappings and reports them; the retire step, after the Windows
+    # stage, removes exactly those.
+    mapped, retired = _batches(rotate)
+    assert mapped["result"]["removed"] == []
+    old = {x for ids in old_ids.values() for x in ids}
+    assert {m["sys_id"] for m in mapped["result"]["other_mappings"]} == old
+    assert {m["sys_id"] for m in retired["result"]["removed"]} == old
+    windows = max(
+        i
+        for i, r in enumerate(rotate.results)
+        if r["task"]
+        == "Install the new certificates on the robots and remove the superseded ones"
+    )
+    assert rotate.results.index(retired) > windows
 
     for host, user in users.items():
         new = thumbprint(fleet.dir(host) / "client.crt")
@@ -107,5 +131,42 @@ def test_rotate_maps_the_new_certificate_before_retiring_the_old(
     again = fleet.run(playbook, "rotate.yml", rotate_within_days=10)
     assert again.rc == 0, again.stdout[-3000:]
     assert set(recap_changed(again.stdout).values()) == {0}
+    # Nothing left to retire: the retire step sends nothing.
+    assert [b["status"] for b in _batches(again)] == ["ok", "skipped"]
     assert "robot01: nothing expires within 10 days" in again.stdout
     assert "robot01: renewed client_auth, code_signing" in rotate.stdout
+
+
+def test_deactivated_mappings_are_not_retired_again_but_remove_still_deletes_them(
+    playbook: t.Callable[..., t.Any],
+    tmp_path: Path,
+    snow_instance: SnowInstance,
+) -> None:
+    fleet = Fleet.numbered(tmp_path, snow_instance, 1, "deact", group_vars=SHORT_LIVED)
+    user = fleet.robots["robot01"]["robot_snow_user"]
+    assert fleet.run(playbook, "provision.yml").rc == 0
+    _age_fleet(fleet)
+
+    rotate = fleet.run(
+        playbook,
+        "rotate.yml",
+        rotate_within_days=30,
+        servicenow_cba_retire="deactivate",
+    )
+    assert rotate.rc == 0, rotate.stdout[-3000:]
+    assert sorted(m["active"] for m in fleet.mappings(user)) == ["false", "true"]
+
+    # Only an inactive mapping is left besides the current one: deactivate has nothing to do.
+    snow_instance.clear_requests()
+    kept = fleet.run(playbook, "provision.yml", servicenow_cba_retire="deactivate")
+    assert kept.rc == 0, kept.stdout[-3000:]
+    assert [b["status"] for b in _batches(kept)] == ["ok", "skipped"]
+    assert not [r for r in snow_instance.requests() if r["method"] != "GET"]
+
+    # remove deletes inactive mappings too, so the retire step runs and deletes it.
+    removed = fleet.run(playbook, "provision.yml", servicenow_cba_retire="remove")
+    assert removed.rc == 0, removed.stdout[-3000:]
+    retired = _batches(removed)[1]
+    assert retired["status"] == "ok" and retired["result"]["changed"] is True
+    assert [m["active"] for m in retired["result"]["removed"]] == [False]
+    assert [m["active"] for m in fleet.mappings(user)] == ["true"]
