@@ -243,3 +243,55 @@ def test_single_mapping_and_mappings_are_mutually_exclusive(
         and "mutually exclusive" in output["msg"]
         and calls == []
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"name": "a", "value": "1", "properties": [{"name": "b", "value": "2"}]},
+            "parameters are mutually exclusive: name|properties",
+        ),
+        ({}, "one of the following is required: name, properties"),
+        ({"name": "a"}, "missing parameter(s) required by 'name': value"),
+    ],
+)
+def test_snow_property_takes_one_name_and_value_or_a_list(
+    args: dict[str, t.Any], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output, calls = _run(
+        "snow_property",
+        {
+            "instance": {"host": "h.example", "username": "u", "password": PASSWORD},
+            **args,
+        },
+        lambda method, url: _Raw(200, {"result": []}),
+        capsys,
+    )
+
+    assert output["failed"] is True and calls == []
+    assert output["msg"] == message
+
+
+def test_snow_property_list_sends_one_read_for_an_unchanged_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stored = [
+        {"sys_id": "1" * 32, "name": "a", "value": "1", "type": "string"},
+        {"sys_id": "2" * 32, "name": "b", "value": "true", "type": "true|false"},
+    ]
+
+    output, calls = _run(
+        "snow_property",
+        {
+            "instance": {"host": "h.example", "username": "u", "password": PASSWORD},
+            "properties": [{"name": "a", "value": 1}, {"name": "b", "value": True}],
+        },
+        lambda method, url: _Raw(200, {"result": stored}),
+        capsys,
+    )
+
+    assert output["changed"] is False, output
+    assert [c["method"] for c in calls] == ["GET"]
+    assert "nameINa%2Cb" in calls[0]["url"] or "nameINa,b" in calls[0]["url"]
+    assert [p["changed"] for p in output["properties"]] == [False, False]
