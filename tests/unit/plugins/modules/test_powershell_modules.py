@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import sys
 import typing as t
 from pathlib import Path
 
@@ -671,3 +672,25 @@ def test_info_purposes_are_the_controllers_ekus() -> None:
 
     assert oids == {name: oid.dotted_string for name, oid in PURPOSE_EKU.items()}
     assert sorted(spec["options"]["purpose"]["choices"]) == sorted(PURPOSE_EKU)
+
+
+def test_provision_runs_at_most_two_modules_per_windows_host() -> None:
+    """The issue's target, from the same static count bench/results.md reports."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import counts
+
+    tasks = counts.windows_tasks()
+    on_host = [
+        task
+        for task in tasks
+        if not task["delegated"] and task["action"] not in counts.CONTROLLER_ONLY
+    ]
+
+    assert [task["action"] for task in on_host] == [
+        "snowrpa.robot_certs.win_cert_import",
+        "snowrpa.robot_certs.win_cert_import",
+    ]
+    assert not any(task["loop"] for task in on_host)
+    assert not [task for task in tasks if task["action"] in counts.FILE_TRANSFERS]
+    # The build-reading run is gone whatever the inventory says.
+    assert not [task for task in tasks if task["action"] == "ansible.builtin.setup"]
