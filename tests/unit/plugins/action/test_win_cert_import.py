@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import typing as t
@@ -551,3 +552,29 @@ class TestInARealPlaybook:
             base64.b64encode(bundle["legacy"]).decode()[:60]
             not in run.stdout + run.stderr
         )
+
+    def test_both_encodings_leave_no_trace_in_a_verbose_run(
+        self, playbook, p12_file, bundle
+    ):
+        """With the build unknown the module arguments carry two PKCS#12s; -vvv shows neither."""
+        task = {
+            "pkcs12_path": str(p12_file / "files" / "robot-aes.p12"),
+            "pkcs12_passphrase": fx.PASSPHRASE,
+            "purpose": "client_auth",
+        }
+        inventory = p12_file / "hosts.ini"
+        inventory.write_text(
+            "robot ansible_host=192.0.2.1 ansible_connection=winrm ansible_winrm_connection_timeout=1 "
+            "ansible_winrm_operation_timeout_sec=1 ansible_winrm_read_timeout_sec=2\n"
+        )
+
+        run = playbook(
+            self.write_playbook(p12_file, task), inventory=inventory, verbosity=3
+        )
+
+        recorded = json.dumps(run.results)
+        assert [r["status"] for r in run.results] == ["unreachable"]
+        for text in (run.stdout, run.stderr, recorded):
+            assert fx.PASSPHRASE not in text
+            # No PKCS#12, original or re-encoded, in any form: DER in base64 starts with "MII".
+            assert not re.search(r"MII[A-Za-z0-9+/=]{200,}", text)
