@@ -17,7 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import win_fixtures as fx  # noqa: E402
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (  # noqa: E402
+    CertificateError,
     WindowsPrepError,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._pkcs12 import (  # noqa: E402
+    reencode_pkcs12,
 )
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._win_import import (  # noqa: E402
     ERROR_HINTS,
@@ -511,6 +515,29 @@ class TestPayload:
 
         assert fx.PASSPHRASE not in repr(payload)
         assert base64.b64encode(payload.data).decode()[:40] not in repr(payload)
+
+    def test_a_file_without_key_is_not_reencoded(self, pki, tmp_path):
+        (tmp_path / "root.pem").write_bytes(fx.pem(pki.root))
+        out = tmp_path / "trust.p12"
+        subprocess.run(
+            [
+                "openssl",
+                "pkcs12",
+                "-export",
+                "-nokeys",
+                "-in",
+                str(tmp_path / "root.pem"),
+            ]
+            + ["-out", str(out), "-passout", "pass:" + fx.PASSPHRASE],
+            check=True,
+            capture_output=True,
+        )
+        contents = open_pkcs12(
+            out.read_bytes(), fx.PASSPHRASE, source="trust.p12", require_key=False
+        )
+
+        with pytest.raises(CertificateError, match="holds no private key"):
+            reencode_pkcs12(contents, passphrase=fx.PASSPHRASE, profile="legacy")
 
     def test_modern_file_without_passphrase_cannot_be_reencoded(self, pem_pair):
         out = pem_pair / "nopass.p12"
