@@ -9,6 +9,8 @@ that fails is reported with its one-line error and does not stop the others.
 
 from __future__ import annotations
 
+import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import os
 import typing as t
@@ -147,8 +149,18 @@ def _spread(
     for index, group in enumerate(groups.values()):
         slices[index % workers][0].extend(group)
     # fork: the children inherit the collection's import machinery and the already imported code.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(_run_chunk, slices)
+    # An executor, not a Pool: a worker that dies (killed, out of memory) ends the task with an
+    # error instead of leaving it waiting forever.
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            parts = list(pool.map(_run_chunk, [chunk for chunk in slices if chunk[0]]))
+    except concurrent.futures.process.BrokenProcessPool:
+        raise CertificateError(
+            "a worker process of the batch ended unexpectedly (killed or out of memory); files of the identities"
+            " it was making may be missing, never half-written: run again, or lower workers"
+        ) from None
     order = {item["id"]: index for index, item in enumerate(items)}
     return sorted(
         (done for part in parts for done in part), key=lambda d: order[d["id"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 from pathlib import Path
 
@@ -243,3 +244,22 @@ def test_worker_count() -> None:
     assert _cert_batch.worker_count(0, 50) >= 1
     with pytest.raises(CertificateError, match="workers must be 0"):
         _cert_batch.worker_count(-1, 5)
+
+
+def test_a_worker_that_dies_ends_the_task_with_an_error_instead_of_hanging(
+    tmp_path: Path, ca: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _fleet(tmp_path, ca, 4)
+    real = _cert_batch.run_item
+
+    def dies_on_robot02(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+        if item["id"].startswith("robot02/"):
+            os._exit(9)  # as if the kernel killed the worker
+        return real(item, check_mode)
+
+    # The workers are forked from this process, so they run the patched function.
+    monkeypatch.setattr(_cert_batch, "run_item", dies_on_robot02)
+    with pytest.raises(
+        CertificateError, match="worker process of the batch ended unexpectedly"
+    ):
+        _run(items, workers=2)
