@@ -270,16 +270,16 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         wanted = _pkcs12_summary(identity.leaf, identity.chain, friendly_name, profile)
         state_path = _pkcs12_record.record_path(pkcs12_path)
         state = _pkcs12_record.read(state_path)
-        certs = [identity.leaf, *identity.chain]
+        # What goes into the PKCS#12, as its record describes it.
+        recorded: dict[str, t.Any] = {
+            "key": identity.key,
+            "certs": [identity.leaf, *identity.chain],
+            "friendly_name": friendly_name,
+            "profile": profile,
+        }
         if not params["force"] and (
             _pkcs12_record.matches(
-                state,
-                existing_data,
-                params["pkcs12_passphrase"],
-                key=identity.key,
-                certs=certs,
-                friendly_name=friendly_name,
-                profile=profile,
+                state, existing_data, params["pkcs12_passphrase"], **recorded
             )
             or _unchanged_pkcs12(
                 existing_data,
@@ -332,14 +332,7 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
             writes.append(
                 _files.PlannedWrite(
                     state_path,
-                    _pkcs12_record.build(
-                        data,
-                        params["pkcs12_passphrase"],
-                        key=identity.key,
-                        certs=certs,
-                        friendly_name=friendly_name,
-                        profile=profile,
-                    ),
+                    _pkcs12_record.build(data, params["pkcs12_passphrase"], **recorded),
                     _files.SECRET_MODE,
                     secret=True,
                 )
