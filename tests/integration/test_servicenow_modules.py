@@ -1222,3 +1222,43 @@ def test_property_list_reads_once_writes_the_differences_and_fails_whole(
     assert {r["method"] for r in api_requests(fleet.snow)} == {"GET"}
     stored = {r["name"]: r["value"] for r in table(fleet.snow, "sys_properties")}
     assert stored["x_test.robot_certs.list_one"] == "first"
+
+
+PREFLIGHT_MODES = """---
+- name: Check the instance in each mode
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  module_defaults:
+    group/snowrpa.robot_certs.servicenow:
+      instance: "{{ sn }}"
+  tasks:
+    - name: Check the instance
+      snowrpa.robot_certs.snow_cba_info:
+        mode: "{{ mode }}"
+"""
+
+
+def test_preflight_auto_reads_only_the_plugin_of_an_instance_set_up(
+    fleet: Fleet, playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    book = tmp_path / "modes.yml"
+    book.write_text(PREFLIGHT_MODES)
+    sn = fleet.vars["sn"]
+
+    fleet.snow.clear_requests()
+    quick = playbook(book, extra_vars={"sn": sn, "mode": "auto"})
+    assert quick.rc == 0, quick.stdout + quick.stderr
+    assert [r["path"] for r in api_requests(fleet.snow)] == ["/api/now/table/v_plugin"]
+    facts = quick.task("Check the instance")["facts"]
+    assert facts["checked"] == "plugin" and facts["plugin"]["active"] is True
+    assert facts["supports_tls"] is None
+
+    fleet.snow.clear_requests()
+    full = playbook(book, extra_vars={"sn": sn, "mode": "full"})
+    assert full.rc == 0, full.stdout + full.stderr
+    paths = {r["path"] for r in api_requests(fleet.snow)}
+    assert {"/adcv2/supports_tls", "/api/now/table/sys_user_has_role"} <= paths
+    assert full.task("Check the instance")["facts"]["checked"] == "full"
