@@ -1,0 +1,173 @@
+"""robot_identity issues a whole wave in one task; each robot still gets its own result, or fails alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_playbook
+from tests.helpers import sh
+
+PLAYBOOK = Path(__file__).parent / "playbooks" / "identity.yml"
+PASSPHRASE = "identity-test-pfx-passphrase"
+
+
+def _inventory(tmp_path: Path, robots: dict[str, dict[str, object]]) -> Path:
+    lines = ["[robots]"]
+    for name, variables in robots.items():
+        extra = " ".join(f"{key}={value}" for key, value in variables.items())
+        lines.append(f"{name} ansible_connection=local {extra}".rstrip())
+    path = tmp_path / "inventory.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _profile(p12: Path) -> str:
+    info = sh(
+        "openssl",
+        "pkcs12",
+        "-info",
+        "-nokeys",
+        "-noout",
+        "-legacy",
+        "-passin",
+        f"pass:{PASSPHRASE}",
+        "-in",
+        str(p12),
+    )
+    assert info.returncode == 0, info.stderr
+    return "legacy" if "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr else "modern"
+
+
+def test_each_robot_gets_its_own_name_and_profile(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(
+        tmp_path,
+        {
+            "robot01": {"robot_cert_name": "rpa-east-01", "robot_os_build": 14393},
+            "robot02": {"robot_os_build": 20348},
+            "robot03": {},
+            "robot04": {"robot_pkcs12_profile": "legacy"},
+        },
+    )
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+    )
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert not (out / "robot01").exists()
+    subject = sh(
+        "openssl",
+        "x509",
+        "-noout",
+        "-subject",
+        "-in",
+        str(out / "rpa-east-01" / "client.crt"),
+    )
+    assert "CN=rpa-east-01" in subject.stdout.replace(" ", "")
+    assert _profile(out / "rpa-east-01" / "client.p12") == "legacy"
+    assert _profile(out / "robot02" / "client.p12") == "modern"
+    assert _profile(out / "robot03" / "codesign.p12") == "modern"
+    assert _profile(out / "robot04" / "client.p12") == "legacy"
+    recorded = {
+        r["host"]: r["result"]["ansible_facts"]["robot_identity_issued"]
+        for r in run.results
+        if r["action"] == "ansible.builtin.set_fact"
+        and "robot_identity_issued" in r["result"].get("ansible_facts", {})
+    }
+    assert recorded["robot01"]["name"] == "rpa-east-01"
+    fingerprint = sh(
+        "openssl",
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha1",
+        "-in",
+        str(out / "robot02" / "client.crt"),
+    )
+    assert (
+        fingerprint.stdout.split("=")[1].strip().replace(":", "")
+        == recorded["robot02"]["client"]["thumbprint"]
+    )
+
+
+def test_legacy_for_unknown_builds_when_asked(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(tmp_path, {"robot01": {}})
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={
+            "out_dir": str(out),
+            "robot_identity_unknown_build_profile": "legacy",
+        },
+    )
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert _profile(out / "robot01" / "client.p12") == "legacy"
+
+
+def test_a_robot_whose_identity_fails_fails_alone_with_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}, "robot03": {}})
+    (out / "robot02").mkdir(parents=True)
+    (out / "robot02" / "client.crt").write_text("not a certificate\n")
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+    )
+
+    assert run.rc != 0
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert [r["host"] for r in failed] == ["robot02"]
+    message = failed[0]["result"]["msg"]
+    assert (
+        message.startswith("robot02: generate: ")
+        and "client.crt" in message
+        and "\n" not in message
+    )
+    for robot in ("robot01", "robot03"):
+        assert (out / robot / "client.p12").exists() and (
+            out / robot / "codesign.p12"
+        ).exists()
+
+
+def test_check_mode_names_the_new_robot_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(tmp_path, {"robot01": {}})
+    assert (
+        run_playbook(
+            PLAYBOOK,
+            tmp_path=tmp_path,
+            inventory=inventory,
+            extra_vars={"out_dir": str(out)},
+        ).rc
+        == 0
+    )
+    inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}})
+    before = sorted(p.name for p in out.rglob("*"))
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+        check=True,
+    )
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert "robot02: check mode - no certificates in " in run.stdout
+    assert sorted(p.name for p in out.rglob("*")) == before
+    ended = {
+        r["host"]
+        for r in run.results
+        if r["action"] == "ansible.builtin.set_fact"
+        and "robot_identity_issued" in r["result"].get("ansible_facts", {})
+    }
+    assert ended == {"robot01"}
