@@ -25,9 +25,9 @@ description:
   - Idempotent without rewriting every run. The existing PKCS#12 is opened with O(pkcs12_passphrase) and its key,
     certificates, friendly name and encryption profile are compared; it is rewritten only when one of them differs (the
     encryption is random, so an unconditional rewrite would change the file every time). The PEM file is compared byte by byte.
-  - Each PKCS#12 it writes gets a record next to it, C(<pkcs12_path>.state) (mode 0600): the SHA-256 of the file, the
-    fingerprints of the key and certificates that went in, friendly name, profile and a PBKDF2 check value of the
-    passphrase. A run that finds the same file, inputs and passphrase knows the file is unchanged without opening it
+  - Each PKCS#12 it writes gets a record next to it, C(<pkcs12_path>.state) with mode 0600. It holds the SHA-256 of the
+    file, the fingerprints of the key and certificates that went in, friendly name, profile and a PBKDF2 check value of
+    the passphrase. A run that finds the same file, inputs and passphrase knows the file is unchanged without opening it
     (opening runs the RSA key check, nearly all the work of an unchanged fleet run). Without a matching record the
     PKCS#12 is opened as described above; deleting the record only makes the next run slower.
   - Runs in the controller process (action plugin), so a fleet run ships no module to the robots.
