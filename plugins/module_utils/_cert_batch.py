@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import typing as t
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
@@ -64,6 +67,7 @@ REQUIRED_IF: list[list[t.Any]] = []
 REQUIRED_BY: dict[str, list[str]] = {}
 
 Outcome = tuple[bool, dict[str, t.Any], dict[str, t.Any], list[str]]
+_PR_SET_PDEATHSIG = 1
 # Below this many items a pool costs more than it saves (a fork per worker).
 _POOL_MIN_ITEMS = 4
 
@@ -102,6 +106,29 @@ def run_item(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
         if changed and diff:
             done["diff"][step] = diff
     return done
+
+
+def _stop(signum: int, _frame: t.Any) -> None:
+    # End at once, like the default action: a file being written is only ever a temp file, which the
+    # next write into that folder removes (plugins/module_utils/_files.py).
+    os._exit(128 + signum)
+
+
+def _worker_init() -> None:
+    """Give each worker its own signal handling, not the handlers of the process it was forked from.
+
+    Ansible's worker process installs its own SIGTERM/SIGINT handlers; inherited by a pool worker they
+    would keep it alive after Ctrl-C or after the pool tries to stop it, so the task would never end.
+    """
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    parent = os.getppid()
+    # Linux: end with the process that forked us (SIGKILLed, say), instead of waiting on its queue forever.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _run_chunk(args: tuple[list[dict[str, t.Any]], bool]) -> list[dict[str, t.Any]]:
@@ -151,16 +178,27 @@ def _spread(
     # fork: the children inherit the collection's import machinery and the already imported code.
     # An executor, not a Pool: a worker that dies (killed, out of memory) ends the task with an
     # error instead of leaving it waiting forever.
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+    )
     try:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork")
-        ) as pool:
-            parts = list(pool.map(_run_chunk, [chunk for chunk in slices if chunk[0]]))
+        parts = list(pool.map(_run_chunk, [chunk for chunk in slices if chunk[0]]))
     except concurrent.futures.process.BrokenProcessPool:
+        pool.shutdown(wait=True, cancel_futures=True)
         raise CertificateError(
             "a worker process of the batch ended unexpectedly (killed or out of memory); files of the identities"
             " it was making may be missing, never half-written: run again, or lower workers"
         ) from None
+    except BaseException:
+        # Interrupted (Ctrl-C, the task's worker told to stop): stop the workers now rather than
+        # letting them finish the batch behind the back of a run that has ended.
+        for child in multiprocessing.active_children():
+            child.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     order = {item["id"]: index for index, item in enumerate(items)}
     return sorted(
         (done for part in parts for done in part), key=lambda d: order[d["id"]]
@@ -193,13 +231,11 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
                         f"items {owner!r} and {item['id']!r} both write {path!r}; give each item its own files"
                     )
     workers = worker_count(params["workers"], len(items))
+    if len(items) < _POOL_MIN_ITEMS:
+        workers = 1
     outcomes = _spread(items, workers, check_mode)
 
     failed = {d["id"]: d["msg"] for d in outcomes if d["failed"]}
-    if failed and params["fail_on_error"]:
-        first = next(iter(failed))
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise CertificateError(f"item {first!r}: {failed[first]}{more}")
     warnings = [f"{d['id']}: {w}" for d in outcomes for w in d.pop("warnings")]
     diff: dict[str, t.Any] = {"before": {}, "after": {}}
     for done in outcomes:
@@ -213,6 +249,11 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         "failed_ids": list(failed),
         "workers": workers,
     }
+    if failed and params["fail_on_error"]:
+        # Failed, but what the other identities wrote is still reported (changed, changed_ids).
+        first = next(iter(failed))
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        result.update(failed=True, msg=f"item {first!r}: {failed[first]}{more}")
     return bool(changed_ids), result, diff, warnings
 
 

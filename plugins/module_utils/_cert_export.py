@@ -277,11 +277,12 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
             "friendly_name": friendly_name,
             "profile": profile,
         }
-        if not params["force"] and (
-            _pkcs12_record.matches(
-                state, existing_data, params["pkcs12_passphrase"], **recorded
-            )
-            or _unchanged_pkcs12(
+        by_record = not params["force"] and _pkcs12_record.matches(
+            state, existing_data, params["pkcs12_passphrase"], **recorded
+        )
+        if by_record or (
+            not params["force"]
+            and _unchanged_pkcs12(
                 existing_data,
                 params["pkcs12_passphrase"],
                 identity,
@@ -291,6 +292,26 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
         ):
             differences: list[str] = []
             diff["before"]["pkcs12"] = dict(wanted)
+            if not by_record and not check_mode and existing_data is not None:
+                # Proven unchanged the slow way: (re)write the record so the next run is quick. It
+                # describes the file, it is not part of what the task manages, so it is no change.
+                _pkcs12_record.write_quietly(
+                    state_path,
+                    _pkcs12_record.build(
+                        existing_data, params["pkcs12_passphrase"], **recorded
+                    ),
+                )
+            elif _files.file_mode(state_path) not in (None, _files.SECRET_MODE):
+                reasons.append(f"mode of {state_path} is not 0600")
+                current[state_path], names[state_path] = (
+                    state,
+                    "the record of pkcs12_path",
+                )
+                writes.append(
+                    _files.PlannedWrite(
+                        state_path, state or b"", _files.SECRET_MODE, secret=True
+                    )
+                )
         else:
             existing, why = _pkcs12_state(
                 existing_data, params["pkcs12_passphrase"], pkcs12_path

@@ -109,15 +109,46 @@ def check_writable(path: str, *, what: str) -> None:
         )
 
 
+def _remove_orphaned_temps(folder: str, name: str) -> None:
+    """Remove temp files for NAME left by a writer that was killed before it could rename or remove them."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid_text = entry[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, entry))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _prepare(write: PlannedWrite) -> str:
     folder = os.path.dirname(os.path.abspath(write.path))
     for missing in _missing_parents(folder):
         # Another process writing into the same new folder may create it first (forks, batch workers).
         with contextlib.suppress(FileExistsError):
             os.mkdir(missing, SECRET_DIR_MODE if write.secret else PUBLIC_DIR_MODE)
+    _remove_orphaned_temps(folder, os.path.basename(write.path))
     # mkstemp creates the file 0600, so key material is never readable by others, not even briefly.
+    # The writer's pid in the name tells a later run whether the temp file's writer is gone.
     handle, temp = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(write.path)}.", suffix=".tmp"
+        dir=folder,
+        prefix=f".{os.path.basename(write.path)}.{os.getpid()}.",
+        suffix=".tmp",
     )
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -166,6 +197,12 @@ def write_files(
         raise CertificateError(
             f"cannot write {failed!r}: {reason}; {outcome}"
         ) from None
+    except BaseException:
+        # Interrupted (a signal in a batch worker): the temp files must not outlive the run.
+        for temp, _write in prepared:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        raise
 
 
 def set_mode(path: str, mode: int) -> None:

@@ -14,13 +14,17 @@ record reveals nothing the PKCS#12 beside it does not.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import typing as t
 
-from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _pki
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils import _files, _pki
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
+    CertificateError,
+)
 
 SUFFIX = ".state"
 FORMAT = 1
@@ -38,6 +42,14 @@ def read(path: str) -> bytes | None:
             return handle.read(65536)
     except OSError:
         return None
+
+
+def write_quietly(path: str, data: bytes) -> None:
+    """Write a record (atomically, 0600) when that is possible; a record is only ever an aid."""
+    with contextlib.suppress(CertificateError):
+        _files.write_files(
+            [_files.PlannedWrite(path, data, _files.SECRET_MODE, secret=True)]
+        )
 
 
 def _inputs(
@@ -100,7 +112,8 @@ def matches(
         expected = str(check["value"])
     except (ValueError, TypeError, KeyError, AttributeError):
         return False
-    if found.get("format") != FORMAT or rounds < PBKDF2_ROUNDS:
+    # Exactly our rounds: a record edited to ask for more would make every run as slow as it likes.
+    if found.get("format") != FORMAT or rounds != PBKDF2_ROUNDS:
         return False
     if found.get("pkcs12_sha256") != hashlib.sha256(pkcs12).hexdigest():
         return False
@@ -110,4 +123,12 @@ def matches(
     return hmac.compare_digest(expected, _passphrase_check(passphrase, salt, rounds))
 
 
-__all__ = ("FORMAT", "SUFFIX", "build", "matches", "read", "record_path")
+__all__ = (
+    "FORMAT",
+    "SUFFIX",
+    "build",
+    "matches",
+    "read",
+    "record_path",
+    "write_quietly",
+)

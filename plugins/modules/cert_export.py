@@ -29,7 +29,8 @@ description:
     file, the fingerprints of the key and certificates that went in, friendly name, profile and a PBKDF2 check value of
     the passphrase. A run that finds the same file, inputs and passphrase knows the file is unchanged without opening it
     (opening runs the RSA key check, nearly all the work of an unchanged fleet run). Without a matching record the
-    PKCS#12 is opened as described above; deleting the record only makes the next run slower.
+    PKCS#12 is opened as described above, and once it is proven unchanged its record is written again (outside check
+    mode, and not reported as a change, since the record describes the file rather than being managed by the task).
   - Runs in the controller process (action plugin), so a fleet run ships no module to the robots.
 author:
   - snowrpa.robot_certs contributors (@snowrpa)

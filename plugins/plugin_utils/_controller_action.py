@@ -8,6 +8,7 @@ import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
@@ -54,9 +55,15 @@ class ControllerAction(ActionBase):
             "module_args": remove_values(validation.validated_parameters, no_log_values)
         }
         if validation.error_messages:
-            message = _one_line("; ".join(validation.error_messages))
-            if validation.unsupported_parameters:
-                message = f"Unsupported parameters for ({self._task.action}) module: {message}"
+            # The unsupported-option errors get the prefix Ansible's own modules give them, the others not.
+            message = _one_line(
+                "; ".join(
+                    f"Unsupported parameters for ({self._task.action}) module: {error}"
+                    if isinstance(error, UnsupportedError)
+                    else str(error)
+                    for error in validation.errors
+                )
+            )
             result.update(
                 failed=True,
                 msg=remove_values(message, no_log_values),

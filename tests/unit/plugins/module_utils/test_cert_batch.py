@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import typing as t
 from pathlib import Path
 
@@ -181,17 +182,29 @@ def test_a_failing_identity_does_not_stop_the_others(
         assert Path(item["export"]["pkcs12_path"]).exists()
 
 
-def test_fail_on_error_fails_the_task_with_the_identity_named(
+def test_fail_on_error_fails_the_task_with_the_identity_named_and_keeps_what_changed(
     tmp_path: Path, ca: dict[str, str]
 ) -> None:
-    items = _fleet(tmp_path, ca, 1)
+    items = _fleet(tmp_path, ca, 2)
     items[1]["export"]["pkcs12_passphrase"] = ""
 
-    with pytest.raises(
-        CertificateError,
-        match=r"^item 'robot00/codesign': export: pkcs12_passphrase must not be empty",
-    ):
-        _run(items)
+    changed, result = _run(items)
+
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "item 'robot00/codesign': export: pkcs12_passphrase must not be empty"
+    )
+    # The other robot was issued in this run, so the failed task still reports the change.
+    assert changed and "robot01/client" in result["changed_ids"]
+    assert Path(items[2]["export"]["pkcs12_path"]).exists()
+
+
+def test_a_small_batch_runs_in_process_and_says_so(
+    tmp_path: Path, ca: dict[str, str]
+) -> None:
+    _changed, result = _run(_fleet(tmp_path, ca, 1), workers=8)
+
+    assert result["workers"] == 1
 
 
 @pytest.mark.parametrize(
@@ -249,7 +262,9 @@ def test_worker_count() -> None:
 def test_a_worker_that_dies_ends_the_task_with_an_error_instead_of_hanging(
     tmp_path: Path, ca: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    items = _fleet(tmp_path, ca, 4)
+    # Enough identities that the surviving worker's results overflow the pipe buffer, so it cannot
+    # just finish: only a working SIGTERM stops it.
+    items = _fleet(tmp_path, ca, 60)
     real = _cert_batch.run_item
 
     def dies_on_robot02(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
@@ -257,9 +272,20 @@ def test_a_worker_that_dies_ends_the_task_with_an_error_instead_of_hanging(
             os._exit(9)  # as if the kernel killed the worker
         return real(item, check_mode)
 
-    # The workers are forked from this process, so they run the patched function.
+    def timed_out(*_args: t.Any) -> t.NoReturn:
+        raise AssertionError("the batch hung after one of its workers died")
+
+    # The workers are forked from this process, so they run the patched function, and they would
+    # inherit a SIGTERM handler that does not stop them, as Ansible's worker process has one.
     monkeypatch.setattr(_cert_batch, "run_item", dies_on_robot02)
-    with pytest.raises(
-        CertificateError, match="worker process of the batch ended unexpectedly"
-    ):
-        _run(items, workers=2)
+    previous = signal.signal(signal.SIGTERM, lambda *_args: None)
+    signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(30)
+    try:
+        with pytest.raises(
+            CertificateError, match="worker process of the batch ended unexpectedly"
+        ):
+            _run(items, workers=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, previous)

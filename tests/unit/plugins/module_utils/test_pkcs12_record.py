@@ -164,6 +164,46 @@ def test_a_missing_or_broken_record_falls_back_to_opening_the_pkcs12(
         "an unchanged PKCS#12 was rewritten because its record was missing or broken"
     )
     assert Path(identity["pkcs12_path"]).read_bytes() == before
+    # The record was written again, so the next unchanged run is the quick one.
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert json.loads(state.read_text())["friendly_name"] == _result["friendly_name"]
+
+
+def test_a_record_readable_by_others_gets_mode_0600_back(
+    identity: dict[str, t.Any],
+) -> None:
+    _export(identity)
+    state = _state(identity)
+    state.chmod(0o644)
+
+    changed, result = _export(identity)
+
+    assert changed and result["reasons"] == [f"mode of {state} is not 0600"]
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert not _export(identity)[0]
+
+
+def test_a_record_asking_for_more_rounds_is_ignored(
+    identity: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _export(identity)
+    state = _state(identity)
+    record = json.loads(state.read_text())
+    record["passphrase_pbkdf2_sha256"]["rounds"] = 10**8
+    state.write_text(json.dumps(record))
+    opened: list[bool] = []
+    real = _pkcs12.pkcs12_matches
+
+    def spy(*args: t.Any, **kwargs: t.Any) -> bool:
+        opened.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_pkcs12, "pkcs12_matches", spy)
+    changed, _result = _export(identity)
+
+    assert not changed and opened == [True], (
+        "the edited record was trusted instead of opening the PKCS#12"
+    )
 
 
 def test_a_changed_profile_is_not_hidden_by_the_record(
