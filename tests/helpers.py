@@ -23,3 +23,16 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
 def sh(*command: str) -> subprocess.CompletedProcess[str]:
     """Run an independent command-line tool (openssl, keytool, ...) and keep its output."""
     return subprocess.run(list(command), capture_output=True, text=True, check=False)
+
+
+LEGACY_PBE = "pbeWithSHA1And3-KeyTripleDES-CBC"
+
+
+def pkcs12_encryption(path: str | Path, passphrase: str) -> str:
+    """What `openssl pkcs12 -info` reports about a PKCS#12's encryption (it lists the PBEs on stderr)."""
+    done = sh(
+        "openssl", "pkcs12", "-info", "-nokeys", "-noout", "-legacy",
+        "-passin", f"pass:{passphrase}", "-in", str(path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stderr

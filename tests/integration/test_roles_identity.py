@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import run_playbook
-from tests.helpers import sh
+from tests.helpers import LEGACY_PBE, pkcs12_encryption, sh
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "identity.yml"
 PASSPHRASE = "identity-test-pfx-passphrase"
@@ -22,20 +22,7 @@ def _inventory(tmp_path: Path, robots: dict[str, dict[str, object]]) -> Path:
 
 
 def _profile(p12: Path) -> str:
-    info = sh(
-        "openssl",
-        "pkcs12",
-        "-info",
-        "-nokeys",
-        "-noout",
-        "-legacy",
-        "-passin",
-        f"pass:{PASSPHRASE}",
-        "-in",
-        str(p12),
-    )
-    assert info.returncode == 0, info.stderr
-    return "legacy" if "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr else "modern"
+    return "legacy" if LEGACY_PBE in pkcs12_encryption(p12, PASSPHRASE) else "modern"
 
 
 def test_each_robot_gets_its_own_name_and_profile(tmp_path: Path) -> None:

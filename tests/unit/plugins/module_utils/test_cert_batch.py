@@ -17,7 +17,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     CertificateError,
 )
-from tests.helpers import sh, snapshot
+from tests.helpers import LEGACY_PBE, pkcs12_encryption, sh, snapshot
 
 PASSPHRASE = "batch-pfx-passphrase"
 
@@ -120,20 +120,7 @@ def test_a_fleet_is_issued_over_two_workers_and_verifies_with_openssl(
             f"{base}.crt",
         )
         assert check.returncode == 0, check.stdout + check.stderr
-        info = sh(
-            "openssl",
-            "pkcs12",
-            "-info",
-            "-nokeys",
-            "-noout",
-            "-passin",
-            f"pass:{PASSPHRASE}",
-            "-legacy",
-            "-in",
-            f"{base}.p12",
-        )
-        assert info.returncode == 0, info.stderr
-        assert "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr
+        assert LEGACY_PBE in pkcs12_encryption(f"{base}.p12", PASSPHRASE)
         assert (Path(f"{base}.p12").stat().st_mode & 0o777) == 0o600
         assert (Path(f"{base}.key").stat().st_mode & 0o777) == 0o600
     assert len(serials) == len(items), "two identities got the same serial number"

@@ -14,7 +14,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _cert_generate,
     _pkcs12,
 )
-from tests.helpers import sh
+from tests.helpers import LEGACY_PBE, pkcs12_encryption, sh
 
 PASSPHRASE = "record-pfx-passphrase"
 
@@ -214,16 +214,4 @@ def test_a_changed_profile_is_not_hidden_by_the_record(
     changed, result = _export(dict(identity, pkcs12_profile="legacy"))
 
     assert changed and any("profile" in reason for reason in result["reasons"])
-    info = sh(
-        "openssl",
-        "pkcs12",
-        "-info",
-        "-nokeys",
-        "-noout",
-        "-legacy",
-        "-passin",
-        f"pass:{PASSPHRASE}",
-        "-in",
-        identity["pkcs12_path"],
-    )
-    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in info.stderr
+    assert LEGACY_PBE in pkcs12_encryption(identity["pkcs12_path"], PASSPHRASE)
