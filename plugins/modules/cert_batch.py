@@ -82,6 +82,11 @@ attributes:
 notes:
   - Worker processes are made with C(fork), so this needs a POSIX controller (as Ansible itself does).
   - Two identities must not write the same file; that is refused before anything is written.
+  - Files are written as the two modules write them (temp file, then rename), so an interrupted or killed batch
+    leaves no half-written key or PKCS#12; a temp file left by a killed worker is removed by the next write of
+    that file.
+  - After Ctrl-C, C(ansible-playbook) ends but Ansible's worker for the running task may still finish it, and with
+    it the rest of the batch. Wait for it to end before starting another run on the same files.
   - Passphrases inside O(items) are masked in the task result and its invocation as they are in the two modules.
 seealso:
   - module: snowrpa.robot_certs.cert_generate
