@@ -9,6 +9,7 @@ that fails is reported with its one-line error and does not stop the others.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import concurrent.futures.process
 import contextlib
@@ -26,23 +27,20 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     CertificateError,
     RobotCertsError,
+    one_line,
+)
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    spec_constraints,
 )
 
 
 def _suboptions(backend: t.Any) -> dict[str, t.Any]:
     """A module's whole argument spec, with its constraints, as the options of one dict option."""
-    spec: dict[str, t.Any] = {"type": "dict", "options": backend.ARGUMENT_SPEC}
-    for key, name in (
-        ("mutually_exclusive", "MUTUALLY_EXCLUSIVE"),
-        ("required_together", "REQUIRED_TOGETHER"),
-        ("required_one_of", "REQUIRED_ONE_OF"),
-        ("required_if", "REQUIRED_IF"),
-        ("required_by", "REQUIRED_BY"),
-    ):
-        value = getattr(backend, name, None)
-        if value:
-            spec[key] = value
-    return spec
+    return {
+        "type": "dict",
+        "options": backend.ARGUMENT_SPEC,
+        **spec_constraints(backend),
+    }
 
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
@@ -72,10 +70,6 @@ _PR_SET_PDEATHSIG = 1
 _POOL_MIN_ITEMS = 4
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def run_item(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
     """Generate then export one identity; a failure becomes the item's msg, never an exception."""
     done: dict[str, t.Any] = {
@@ -92,12 +86,12 @@ def run_item(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
         try:
             changed, result, diff, warnings = backend.run(params, check_mode=check_mode)
         except RobotCertsError as exc:
-            done.update(failed=True, msg=f"{step}: {_one_line(exc)}")
+            done.update(failed=True, msg=f"{step}: {one_line(exc)}")
             return done
         except Exception as exc:  # noqa: BLE001 - one bad item must not take the others down
             done.update(
                 failed=True,
-                msg=f"{step}: unexpected {type(exc).__name__}: {_one_line(exc)}",
+                msg=f"{step}: unexpected {type(exc).__name__}: {one_line(exc)}",
             )
             return done
         done[step] = dict(result, changed=changed)
@@ -163,7 +157,7 @@ def _folder(item: dict[str, t.Any]) -> str:
 def _spread(
     items: list[dict[str, t.Any]], workers: int, check_mode: bool
 ) -> list[dict[str, t.Any]]:
-    if workers == 1 or len(items) < _POOL_MIN_ITEMS:
+    if workers == 1:
         return _run_chunk((items, check_mode))
     # Identities writing into one folder (a robot's client and code-signing pair) share a worker;
     # folders are dealt round-robin, so every worker gets a fair share and keeps its issuer key cached.
@@ -210,7 +204,7 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     _pki.require_cryptography()
     items = params["items"]
     ids = [item["id"] for item in items]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    repeated = sorted(i for i, count in collections.Counter(ids).items() if count > 1)
     if repeated:
         raise CertificateError(
             f"item ids must be unique, {', '.join(map(repr, repeated))} repeats; give each item its own id"

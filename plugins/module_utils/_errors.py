@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """TEXT with every run of whitespace (newlines included) as one space: how errors are reported."""
+    return " ".join(str(text).split())
+
+
 class RobotCertsError(Exception):
     """Base of every error the collection reports to the user."""
 
@@ -20,4 +25,10 @@ class WindowsPrepError(RobotCertsError):
     """The controller-side preparation of a Windows module run failed."""
 
 
-__all__ = ("RobotCertsError", "CertificateError", "ServiceNowError", "WindowsPrepError")
+__all__ = (
+    "RobotCertsError",
+    "CertificateError",
+    "ServiceNowError",
+    "WindowsPrepError",
+    "one_line",
+)

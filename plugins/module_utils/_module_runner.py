@@ -12,6 +12,22 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import
     RobotCertsError,
 )
 
+# A backend's constraint lists and the keyword each goes by in AnsibleModule, ArgumentSpecValidator
+# and a suboption's spec.
+_CONSTRAINTS = (
+    ("mutually_exclusive", "MUTUALLY_EXCLUSIVE"),
+    ("required_together", "REQUIRED_TOGETHER"),
+    ("required_one_of", "REQUIRED_ONE_OF"),
+    ("required_if", "REQUIRED_IF"),
+    ("required_by", "REQUIRED_BY"),
+)
+
+
+def spec_constraints(backend: t.Any) -> dict[str, t.Any]:
+    """The non-empty constraint lists a backend module defines, by keyword."""
+    found = {key: getattr(backend, name, None) for key, name in _CONSTRAINTS}
+    return {key: value for key, value in found.items() if value}
+
 
 def require_cryptography(module: AnsibleModule) -> None:
     """Fail the module, naming the minimum version, when cryptography cannot be imported."""
@@ -45,4 +61,4 @@ def run_module(module: AnsibleModule, step: t.Callable[[], tuple[t.Any, ...]]) -
     module.exit_json(changed=changed, **result)
 
 
-__all__ = ("require_cryptography", "run_module")
+__all__ = ("require_cryptography", "run_module", "spec_constraints")

@@ -243,17 +243,15 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
     require_cryptography,
     run_module,
+    spec_constraints,
 )
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=_cert_export.ARGUMENT_SPEC,
-        mutually_exclusive=_cert_export.MUTUALLY_EXCLUSIVE,
-        required_one_of=_cert_export.REQUIRED_ONE_OF,
-        required_together=_cert_export.REQUIRED_TOGETHER,
-        required_by=_cert_export.REQUIRED_BY,
         supports_check_mode=True,
+        **spec_constraints(_cert_export),
     )
     require_cryptography(module)
     run_module(

@@ -297,15 +297,15 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
     require_cryptography,
     run_module,
+    spec_constraints,
 )
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=_cert_generate.ARGUMENT_SPEC,
-        required_together=_cert_generate.REQUIRED_TOGETHER,
-        required_by=_cert_generate.REQUIRED_BY,
         supports_check_mode=True,
+        **spec_constraints(_cert_generate),
     )
     require_cryptography(module)
     run_module(

@@ -13,11 +13,11 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.snowrpa.robot_certs.plugins.module_utils._errors import (
     RobotCertsError,
+    one_line,
 )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+from ansible_collections.snowrpa.robot_certs.plugins.module_utils._module_runner import (
+    spec_constraints,
+)
 
 
 class ControllerAction(ActionBase):
@@ -42,12 +42,7 @@ class ControllerAction(ActionBase):
         result = super().run(tmp, task_vars)
         backend = self.BACKEND
         validator = ArgumentSpecValidator(
-            backend.ARGUMENT_SPEC,
-            mutually_exclusive=getattr(backend, "MUTUALLY_EXCLUSIVE", None) or None,
-            required_together=getattr(backend, "REQUIRED_TOGETHER", None) or None,
-            required_one_of=getattr(backend, "REQUIRED_ONE_OF", None) or None,
-            required_if=getattr(backend, "REQUIRED_IF", None) or None,
-            required_by=getattr(backend, "REQUIRED_BY", None) or None,
+            backend.ARGUMENT_SPEC, **spec_constraints(backend)
         )
         validation = validator.validate(dict(self._task.args))
         no_log_values = validation._no_log_values
@@ -56,7 +51,7 @@ class ControllerAction(ActionBase):
         }
         if validation.error_messages:
             # The unsupported-option errors get the prefix Ansible's own modules give them, the others not.
-            message = _one_line(
+            message = one_line(
                 "; ".join(
                     f"Unsupported parameters for ({self._task.action}) module: {error}"
                     if isinstance(error, UnsupportedError)
@@ -79,7 +74,7 @@ class ControllerAction(ActionBase):
             result.update(
                 failed=True,
                 changed=False,
-                msg=remove_values(_one_line(str(exc)), no_log_values),
+                msg=remove_values(one_line(str(exc)), no_log_values),
                 invocation=invocation,
             )
             return result
