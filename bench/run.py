@@ -740,6 +740,39 @@ def _split(profile: list[tuple[str, str, float]], total: float) -> str:
     )
 
 
+# Issue 6's targets: (label, numerator way and phase, denominator way and phase, target, sense).
+TARGETS = (
+    (
+        "issue: role / floor",
+        ("role", "first"),
+        ("cryptography floor", "first"),
+        1.0,
+        "<=",
+    ),
+    (
+        "issue: community.crypto / role",
+        ("community.crypto", "first"),
+        ("role", "first"),
+        20.0,
+        ">=",
+    ),
+    (
+        "re-run: role / no-op dispatch",
+        ("role", "re-run"),
+        ("no-op dispatch (role)", "re-run"),
+        2.0,
+        "<=",
+    ),
+    (
+        "re-run: community.crypto / role",
+        ("community.crypto", "re-run"),
+        ("role", "re-run"),
+        20.0,
+        ">=",
+    ),
+)
+
+
 def targets_section(harness: Harness, n: int = 100) -> list[str]:
     """Each target of issue 6 at N robots: met, or missed by how much and where the time went."""
     lines = [f"## Targets at N = {n}: met or missed, and why", ""]
@@ -748,33 +781,13 @@ def targets_section(harness: Harness, n: int = 100) -> list[str]:
         again = estimate(harness, "role", key_type, n, "re-run")
         checks = [
             (
-                "issue: role / floor",
-                role,
-                estimate(harness, "cryptography floor", key_type, n, "first"),
-                1.0,
-                "<=",
-            ),
-            (
-                "issue: community.crypto / role",
-                estimate(harness, "community.crypto", key_type, n, "first"),
-                role,
-                20.0,
-                ">=",
-            ),
-            (
-                "re-run: role / no-op dispatch",
-                again,
-                estimate(harness, "no-op dispatch (role)", key_type, n, "re-run"),
-                2.0,
-                "<=",
-            ),
-            (
-                "re-run: community.crypto / role",
-                estimate(harness, "community.crypto", key_type, n, "re-run"),
-                again,
-                20.0,
-                ">=",
-            ),
+                label,
+                estimate(harness, top[0], key_type, n, top[1]),
+                estimate(harness, bottom[0], key_type, n, bottom[1]),
+                target,
+                sense,
+            )
+            for label, top, bottom, target, sense in TARGETS
         ]
         for label, top, bottom, target, sense in checks:
             if top is None or bottom is None or bottom[0] == 0:
