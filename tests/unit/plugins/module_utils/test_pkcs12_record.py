@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import typing as t
 from pathlib import Path
@@ -13,6 +14,7 @@ from ansible_collections.snowrpa.robot_certs.plugins.module_utils import (
     _cert_export,
     _cert_generate,
     _pkcs12,
+    _pkcs12_record,
 )
 from tests.helpers import LEGACY_PBE, pkcs12_encryption, sh
 
@@ -215,3 +217,46 @@ def test_a_changed_profile_is_not_hidden_by_the_record(
 
     assert changed and any("profile" in reason for reason in result["reasons"])
     assert LEGACY_PBE in pkcs12_encryption(identity["pkcs12_path"], PASSPHRASE)
+
+
+def test_a_wave_of_records_costs_one_passphrase_derivation_per_salt(
+    identity: dict[str, t.Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five PKCS#12 files of one identity, as one process writes a wave: their records share a salt.
+    waves = [dict(identity, pkcs12_path=str(tmp_path / f"r{i}.p12")) for i in range(5)]
+    for values in waves:
+        assert _export(values)[0]
+    salts = {
+        json.loads(_state(v).read_text())["passphrase_pbkdf2_sha256"]["salt"]
+        for v in waves
+    }
+    assert len(salts) == 1
+    # A record another process wrote (its own salt) is still checked, and checked for real.
+    foreign = json.loads(_state(waves[0]).read_text())
+    foreign_salt = bytes(range(16))
+    foreign["passphrase_pbkdf2_sha256"].update(
+        salt=foreign_salt.hex(),
+        value=hashlib.pbkdf2_hmac(
+            "sha256", PASSPHRASE.encode(), foreign_salt, 10000
+        ).hex(),
+    )
+    _state(waves[0]).write_text(json.dumps(foreign))
+    monkeypatch.setattr(_pkcs12_record, "_CHECKS", {})
+    derived: list[bytes] = []
+    real = hashlib.pbkdf2_hmac
+
+    def counted(name: str, password: bytes, salt: bytes, rounds: int) -> bytes:
+        derived.append(salt)
+        return real(name, password, salt, rounds)
+
+    monkeypatch.setattr(_pkcs12_record.hashlib, "pbkdf2_hmac", counted)
+    monkeypatch.setattr(_pkcs12, "load_pkcs12", _refuse_to_open)
+
+    assert not any(_export(values)[0] for values in waves)
+    assert sorted(derived) == sorted([foreign_salt, bytes.fromhex(salts.pop())])
+
+
+def _refuse_to_open(*_args: t.Any, **_kwargs: t.Any) -> t.NoReturn:
+    raise AssertionError(
+        "the PKCS#12 was opened although its record proves it unchanged"
+    )
