@@ -158,3 +158,85 @@ def test_check_mode_names_the_new_robot_and_writes_nothing(tmp_path: Path) -> No
         and "robot_identity_issued" in r["result"].get("ansible_facts", {})
     }
     assert ended == {"robot01"}
+
+
+def test_a_wrong_wave_setting_stops_the_wave_once_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}, "robot03": {}})
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out), "robot_identity_valid_days": "a year"},
+    )
+
+    assert run.rc != 0
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert len(failed) == 1, run.stdout[-3000:]
+    message = failed[0]["result"]["msg"]
+    assert message.startswith("robot_identity: ") and "\n" not in message
+    assert "robot_identity_valid_days" in message and "-e wave" in message
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not out.exists()
+
+
+def test_a_robot_with_a_wrong_build_number_fails_alone(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(
+        tmp_path, {"robot01": {}, "robot02": {"robot_os_build": "win2019"}}
+    )
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+    )
+
+    assert run.rc != 0
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
+    message = failed[0]["result"]["msg"]
+    assert message.startswith("robot02: ") and "\n" not in message
+    assert "win2019" in message or "target_os_build" in message
+    assert (out / "robot01" / "client.p12").exists()
+    assert not (out / "robot02" / "client.p12").exists()
+
+
+def test_an_unchanged_wave_runs_one_task_per_robot(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    robots = {f"robot{i:02d}": {} for i in range(1, 6)}
+    inventory = _inventory(tmp_path, robots)
+    first = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+    )
+    assert first.rc == 0, first.stdout[-3000:]
+
+    again = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+    )
+
+    assert again.rc == 0, again.stdout[-3000:]
+    assert "changed=1" not in again.stdout and "changed=2" not in again.stdout
+    per_robot = [
+        r["task"].split(" : ")[-1] for r in again.results if r["host"] == "robot03"
+    ]
+    # Everything else ran once for the wave: robot03 only records where its identity is.
+    assert per_robot == [
+        "Record where the robot's identity is, for the ServiceNow and Windows stages"
+    ], per_robot
+    issued = {
+        r["host"]
+        for r in again.results
+        if "robot_identity_issued" in r["result"].get("ansible_facts", {})
+    }
+    assert issued == set(robots)
