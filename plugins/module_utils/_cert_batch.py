@@ -68,6 +68,7 @@ Outcome = tuple[bool, dict[str, t.Any], dict[str, t.Any], list[str]]
 _PR_SET_PDEATHSIG = 1
 # Below this many items a pool costs more than it saves (a fork per worker).
 _POOL_MIN_ITEMS = 4
+_CHUNKS_PER_WORKER = 8
 
 
 def run_item(item: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
@@ -159,16 +160,19 @@ def _spread(
 ) -> list[dict[str, t.Any]]:
     if workers == 1:
         return _run_chunk((items, check_mode))
-    # Identities writing into one folder (a robot's client and code-signing pair) share a worker;
-    # folders are dealt round-robin, so every worker gets a fair share and keeps its issuer key cached.
+    # Identities writing into one folder (a robot's client and code-signing pair) stay in one chunk.
+    # Several chunks per worker, taken as workers come free: RSA key generation varies so much that
+    # one fixed share per worker left one of them idle while the other finished. A worker keeps its
+    # issuer key cached from one chunk to the next.
     groups: dict[str, list[dict[str, t.Any]]] = {}
     for item in items:
         groups.setdefault(_folder(item), []).append(item)
+    count = min(len(groups), workers * _CHUNKS_PER_WORKER)
     slices: list[tuple[list[dict[str, t.Any]], bool]] = [
-        ([], check_mode) for _ignored in range(workers)
+        ([], check_mode) for _ignored in range(count)
     ]
     for index, group in enumerate(groups.values()):
-        slices[index % workers][0].extend(group)
+        slices[index % count][0].extend(group)
     # fork: the children inherit the collection's import machinery and the already imported code.
     # An executor, not a Pool: a worker that dies (killed, out of memory) ends the task with an
     # error instead of leaving it waiting forever.

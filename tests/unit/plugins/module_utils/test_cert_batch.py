@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import typing as t
 from pathlib import Path
 
@@ -236,6 +237,39 @@ def test_the_item_options_are_those_of_the_two_modules(
     assert any("key_typo" in m for m in result.error_messages)
     # The modules' no_log options stay no_log inside an item, so the action plugin masks them.
     assert PASSPHRASE in result._no_log_values
+
+
+def test_a_slow_robot_does_not_hold_back_the_rest_of_the_wave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 robots, two identities each, over two workers; the first robot's work is slow.
+    items = [
+        {
+            "id": f"robot{r:02d}/{kind}",
+            "export": {"pkcs12_path": str(tmp_path / f"robot{r:02d}" / f"{kind}.p12")},
+        }
+        for r in range(40)
+        for kind in ("client", "codesign")
+    ]
+
+    def record(item: dict[str, t.Any], _check_mode: bool) -> dict[str, t.Any]:
+        if item["id"] == "robot00/client":
+            time.sleep(1.0)
+        return {"id": item["id"], "pid": os.getpid()}
+
+    # The workers are forked after this, so they run this stand-in for the identity work.
+    monkeypatch.setattr(_cert_batch, "run_item", record)
+    done = _cert_batch._spread(items, 2, False)
+
+    assert [d["id"] for d in done] == [i["id"] for i in items]
+    by_robot: dict[str, set[int]] = {}
+    for d in done:
+        by_robot.setdefault(d["id"].split("/")[0], set()).add(d["pid"])
+    # A robot's pair stays in one process (one folder, one writer).
+    assert all(len(pids) == 1 for pids in by_robot.values())
+    slow = next(iter(by_robot["robot00"]))
+    # The other worker took the chunks the slow one could not: far more than half of the wave.
+    assert sum(1 for d in done if d["pid"] != slow) > 60
 
 
 def test_worker_count() -> None:
