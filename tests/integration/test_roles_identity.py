@@ -240,3 +240,26 @@ def test_an_unchanged_wave_runs_one_task_per_robot(tmp_path: Path) -> None:
         if "robot_identity_issued" in r["result"].get("ansible_facts", {})
     }
     assert issued == set(robots)
+
+
+def test_check_mode_reports_a_wrong_build_rather_than_a_missing_certificate(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(
+        tmp_path, {"robot01": {}, "robot02": {"robot_os_build": "win2019"}}
+    )
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(out)},
+        check=True,
+    )
+
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
+    assert "robot_os_build" in failed[0]["result"]["msg"]
+    assert "robot01: check mode - no certificates in " in run.stdout
+    assert not out.exists()
