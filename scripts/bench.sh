@@ -5,7 +5,7 @@
 # from bench/requirements-community-crypto.txt; rebuilt when that file changes.
 # Settings (environment; defaults in bench/run.py): BENCH_PLAN (entries key:N:repeats[:floor], default
 # "rsa:20:3 ecdsa:20:3 rsa:100:3 ecdsa:100:3 rsa:500:1 ecdsa:500:1"), BENCH_COMMUNITY_PLAN
-# ("rsa:0 rsa:20 ecdsa:0 ecdsa:20"), BENCH_SIZES reported ("20 100 500"), BENCH_SNOW_SIZES ("20"), BENCH_FORKS (5).
+# ("rsa:0 rsa:20 rsa:100 ecdsa:0 ecdsa:20"), BENCH_SIZES reported ("20 100 500"), BENCH_SNOW_SIZES ("20"), BENCH_FORKS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
