@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import run_playbook
+from tests.conftest import REPO, run_playbook
 from tests.helpers import LEGACY_PBE, pkcs12_encryption, sh
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "identity.yml"
@@ -150,6 +150,11 @@ def test_check_mode_names_the_new_robot_and_writes_nothing(tmp_path: Path) -> No
 
     assert run.rc == 0, run.stdout[-3000:]
     assert "robot02: check mode - no certificates in " in run.stdout
+    assert "a real run would issue and export them" in run.stdout
+    # A real run would change robot02, so check mode says it would.
+    assert "robot02                    : ok=2    changed=1" in run.stdout, run.stdout[
+        -1500:
+    ]
     assert sorted(p.name for p in out.rglob("*")) == before
     ended = {
         r["host"]
@@ -183,10 +188,18 @@ def test_a_wrong_wave_setting_stops_the_wave_once_before_anything_is_written(
     assert not out.exists()
 
 
-def test_a_robot_with_a_wrong_build_number_fails_alone(tmp_path: Path) -> None:
+def test_a_robot_with_a_wrong_build_or_name_fails_alone(tmp_path: Path) -> None:
     out = tmp_path / "certs"
+    # The wrong robot comes first: the wave's own checks run on it, and must not judge the wave by it.
     inventory = _inventory(
-        tmp_path, {"robot01": {}, "robot02": {"robot_os_build": "win2019"}}
+        tmp_path,
+        {
+            "robot01": {"robot_os_build": "win2019"},
+            "robot02": {},
+            "robot03": {"robot_os_build": -1},
+            "robot04": {"robot_cert_name": "../escaped"},
+            "robot05": {"robot_cert_name": "ca"},
+        },
     )
 
     run = run_playbook(
@@ -197,13 +210,24 @@ def test_a_robot_with_a_wrong_build_number_fails_alone(tmp_path: Path) -> None:
     )
 
     assert run.rc != 0
-    failed = [r for r in run.results if r["status"] == "failed"]
-    assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
-    message = failed[0]["result"]["msg"]
-    assert message.startswith("robot02: ") and "\n" not in message
-    assert "win2019" in message or "target_os_build" in message
-    assert (out / "robot01" / "client.p12").exists()
-    assert not (out / "robot02" / "client.p12").exists()
+    failed = {
+        r["host"]: r["result"]["msg"] for r in run.results if r["status"] == "failed"
+    }
+    assert sorted(failed) == ["robot01", "robot03", "robot04", "robot05"], run.stdout[
+        -3000:
+    ]
+    assert all(m.startswith(f"{h}: ") and "\n" not in m for h, m in failed.items())
+    assert 'robot_os_build "win2019" is not a Windows build number' in failed["robot01"]
+    assert 'robot_os_build "-1"' in failed["robot03"]
+    assert 'robot_cert_name "../escaped" is not a plain name' in failed["robot04"]
+    assert "CA folder" in failed["robot05"]
+    assert (out / "robot02" / "client.p12").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["ca", "robot02"]
+    assert sorted(p.name for p in (out / "ca").iterdir()) == [
+        "robot-ca.crt",
+        "robot-ca.key",
+    ]
+    assert not (tmp_path / "escaped").exists()
 
 
 def test_an_unchanged_wave_runs_one_task_per_robot(tmp_path: Path) -> None:
@@ -262,4 +286,173 @@ def test_check_mode_reports_a_wrong_build_rather_than_a_missing_certificate(
     assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
     assert "robot_os_build" in failed[0]["result"]["msg"]
     assert "robot01: check mode - no certificates in " in run.stdout
+    assert not out.exists()
+
+
+def test_wave_settings_every_robot_would_refuse_stop_the_wave_before_the_ca(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(
+        tmp_path,
+        {
+            "robot01": {},
+            "robot02": {"robot_identity_pkcs12_passphrase": "another-passphrase"},
+            "robot03": {"robot_cert_name": "robot01"},
+        },
+    )
+
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={
+            "out_dir": str(out),
+            "robot_identity_valid_days": 30,
+            "robot_identity_renew_before_days": 30,
+            "robot_identity_workers": -1,
+            "robot_identity_subject": {"org": "Example"},
+            "robot_identity_ca_subject": {"common_name": "CA", "country_name": "USA"},
+        },
+    )
+
+    assert run.rc != 0
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert len(failed) == 1, run.stdout[-3000:]
+    message = failed[0]["result"]["msg"]
+    assert message.startswith("robot_identity: ") and "\n" not in message
+    for expected in (
+        "robot_identity_valid_days 30 must be greater than robot_identity_renew_before_days 30",
+        "robot_identity_workers must be 0 (one per CPU) or more, got -1",
+        "robot_identity_subject has unknown fields org",
+        'robot_identity_ca_subject.country_name "USA" must be a two-letter ISO 3166 code',
+        "robot_identity_pkcs12_passphrase differs on robot02 from robot01",
+        "robots share a certificate name: robot01 (robot01, robot03)",
+    ):
+        assert expected in message, message
+    assert "another-passphrase" not in run.stdout and PASSPHRASE not in run.stdout
+    assert not out.exists()
+
+
+def test_an_empty_pkcs12_passphrase_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=_inventory(tmp_path, {"robot01": {}}),
+        extra_vars={"out_dir": str(out), "robot_identity_pkcs12_passphrase": ""},
+    )
+
+    assert run.rc != 0
+    assert "robot_identity_pkcs12_passphrase is empty" in run.stdout
+    assert not out.exists()
+
+
+def test_without_an_inventory_file_the_output_folder_must_be_given(
+    tmp_path: Path,
+) -> None:
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n"
+        "    - role: snowrpa.robot_certs.robot_identity\n"
+        "      vars:\n        robot_identity_pkcs12_passphrase: host-list-pfx-passphrase\n"
+    )
+    run = run_playbook(
+        play,
+        tmp_path=tmp_path,
+        inventory="robot01,robot02,",
+        extra_vars={"ansible_connection": "local"},
+    )
+
+    assert run.rc != 0
+    assert (
+        "robot_identity_output_dir has no default when the inventory is not a file"
+        in run.stdout
+    )
+    assert not (REPO / "None").exists() and not (tmp_path / "None").exists()
+
+
+def test_a_damaged_key_points_at_robot_identity_force_which_reissues(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}})
+    settings = {"out_dir": str(out)}
+    assert (
+        run_playbook(
+            PLAYBOOK, tmp_path=tmp_path, inventory=inventory, extra_vars=settings
+        ).rc
+        == 0
+    )
+    serial = sh(
+        "openssl",
+        "x509",
+        "-noout",
+        "-serial",
+        "-in",
+        str(out / "robot01" / "client.crt"),
+    )
+    (out / "robot02" / "client.key").write_text("damaged\n")
+
+    run = run_playbook(
+        PLAYBOOK, tmp_path=tmp_path, inventory=inventory, extra_vars=settings
+    )
+
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
+    assert (
+        "set robot_identity_force: true for this robot (--limit)"
+        in failed[0]["result"]["msg"]
+    )
+    assert "set force: true" not in failed[0]["result"]["msg"]
+
+    forced = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars=dict(settings, robot_identity_force=True),
+    )
+
+    assert forced.rc == 0, forced.stdout[-3000:]
+    verified = sh(
+        "openssl",
+        "verify",
+        "-CAfile",
+        str(out / "ca" / "robot-ca.crt"),
+        str(out / "robot02" / "client.crt"),
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    again = sh(
+        "openssl",
+        "x509",
+        "-noout",
+        "-serial",
+        "-in",
+        str(out / "robot01" / "client.crt"),
+    )
+    assert again.stdout != serial.stdout
+
+
+def test_a_bring_your_own_robot_without_its_pkcs12_fails_alone_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    chain = tmp_path / "issuing-ca.pem"
+    chain.write_text("not needed: nothing is exported\n")
+    run = run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=_inventory(tmp_path, {"robot01": {}}),
+        extra_vars={
+            "out_dir": str(out),
+            "robot_identity_ca_source": "byo",
+            "robot_identity_ca_chain_paths": [str(chain)],
+        },
+    )
+
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert [r["host"] for r in failed] == ["robot01"], run.stdout[-3000:]
+    assert failed[0]["result"]["msg"].startswith(
+        "robot01: robot_identity_client_pkcs12_src and robot_identity_codesign_pkcs12_src not set"
+    )
     assert not out.exists()
