@@ -74,7 +74,9 @@ class Settings:
                 )
             ),
             community_plan=parse_plan(
-                os.environ.get("BENCH_COMMUNITY_PLAN", "rsa:0 rsa:20 rsa:100 ecdsa:0 ecdsa:20")
+                os.environ.get(
+                    "BENCH_COMMUNITY_PLAN", "rsa:0 rsa:20 rsa:100 ecdsa:0 ecdsa:20"
+                )
             ),
             snow_sizes=env_ints("BENCH_SNOW_SIZES", "20"),
             forks=int(os.environ.get("BENCH_FORKS", "5")),
