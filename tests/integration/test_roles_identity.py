@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing as t
 from pathlib import Path
 
 from tests.conftest import REPO, run_playbook
@@ -21,6 +22,23 @@ def _inventory(tmp_path: Path, robots: dict[str, dict[str, object]]) -> Path:
     return path
 
 
+def _issue(
+    tmp_path: Path, inventory: Path, *, check: bool = False, **settings: object
+) -> t.Any:
+    """The identity playbook for INVENTORY, writing into tmp_path/certs."""
+    return run_playbook(
+        PLAYBOOK,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(tmp_path / "certs"), **settings},
+        check=check,
+    )
+
+
+def _serial(cert: Path) -> str:
+    return sh("openssl", "x509", "-noout", "-serial", "-in", str(cert)).stdout
+
+
 def _profile(p12: Path) -> str:
     return "legacy" if LEGACY_PBE in pkcs12_encryption(p12, PASSPHRASE) else "modern"
 
@@ -36,12 +54,7 @@ def test_each_robot_gets_its_own_name_and_profile(tmp_path: Path) -> None:
             "robot04": {"robot_pkcs12_profile": "legacy"},
         },
     )
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-    )
+    run = _issue(tmp_path, inventory)
 
     assert run.rc == 0, run.stdout[-3000:]
     assert not (out / "robot01").exists()
@@ -83,15 +96,7 @@ def test_each_robot_gets_its_own_name_and_profile(tmp_path: Path) -> None:
 def test_legacy_for_unknown_builds_when_asked(tmp_path: Path) -> None:
     out = tmp_path / "certs"
     inventory = _inventory(tmp_path, {"robot01": {}})
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={
-            "out_dir": str(out),
-            "robot_identity_unknown_build_profile": "legacy",
-        },
-    )
+    run = _issue(tmp_path, inventory, robot_identity_unknown_build_profile="legacy")
 
     assert run.rc == 0, run.stdout[-3000:]
     assert _profile(out / "robot01" / "client.p12") == "legacy"
@@ -103,12 +108,7 @@ def test_a_robot_whose_identity_fails_fails_alone_with_one_line(tmp_path: Path) 
     (out / "robot02").mkdir(parents=True)
     (out / "robot02" / "client.crt").write_text("not a certificate\n")
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-    )
+    run = _issue(tmp_path, inventory)
 
     assert run.rc != 0
     failed = [r for r in run.results if r["status"] == "failed"]
@@ -128,25 +128,11 @@ def test_a_robot_whose_identity_fails_fails_alone_with_one_line(tmp_path: Path) 
 def test_check_mode_names_the_new_robot_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "certs"
     inventory = _inventory(tmp_path, {"robot01": {}})
-    assert (
-        run_playbook(
-            PLAYBOOK,
-            tmp_path=tmp_path,
-            inventory=inventory,
-            extra_vars={"out_dir": str(out)},
-        ).rc
-        == 0
-    )
+    assert _issue(tmp_path, inventory).rc == 0
     inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}})
     before = sorted(p.name for p in out.rglob("*"))
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-        check=True,
-    )
+    run = _issue(tmp_path, inventory, check=True)
 
     assert run.rc == 0, run.stdout[-3000:]
     assert "robot02: check mode - no certificates in " in run.stdout
@@ -171,12 +157,7 @@ def test_a_wrong_wave_setting_stops_the_wave_once_before_anything_is_written(
     out = tmp_path / "certs"
     inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}, "robot03": {}})
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out), "robot_identity_valid_days": "a year"},
-    )
+    run = _issue(tmp_path, inventory, robot_identity_valid_days="a year")
 
     assert run.rc != 0
     failed = [r for r in run.results if r["status"] == "failed"]
@@ -202,12 +183,7 @@ def test_a_robot_with_a_wrong_build_or_name_fails_alone(tmp_path: Path) -> None:
         },
     )
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-    )
+    run = _issue(tmp_path, inventory)
 
     assert run.rc != 0
     failed = {
@@ -231,23 +207,12 @@ def test_a_robot_with_a_wrong_build_or_name_fails_alone(tmp_path: Path) -> None:
 
 
 def test_an_unchanged_wave_runs_one_task_per_robot(tmp_path: Path) -> None:
-    out = tmp_path / "certs"
     robots = {f"robot{i:02d}": {} for i in range(1, 6)}
     inventory = _inventory(tmp_path, robots)
-    first = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-    )
+    first = _issue(tmp_path, inventory)
     assert first.rc == 0, first.stdout[-3000:]
 
-    again = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-    )
+    again = _issue(tmp_path, inventory)
 
     assert again.rc == 0, again.stdout[-3000:]
     assert "changed=1" not in again.stdout and "changed=2" not in again.stdout
@@ -274,13 +239,7 @@ def test_check_mode_reports_a_wrong_build_rather_than_a_missing_certificate(
         tmp_path, {"robot01": {}, "robot02": {"robot_os_build": "win2019"}}
     )
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={"out_dir": str(out)},
-        check=True,
-    )
+    run = _issue(tmp_path, inventory, check=True)
 
     failed = [r for r in run.results if r["status"] == "failed"]
     assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
@@ -302,18 +261,14 @@ def test_wave_settings_every_robot_would_refuse_stop_the_wave_before_the_ca(
         },
     )
 
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars={
-            "out_dir": str(out),
-            "robot_identity_valid_days": 30,
-            "robot_identity_renew_before_days": 30,
-            "robot_identity_workers": -1,
-            "robot_identity_subject": {"org": "Example"},
-            "robot_identity_ca_subject": {"common_name": "CA", "country_name": "USA"},
-        },
+    run = _issue(
+        tmp_path,
+        inventory,
+        robot_identity_valid_days=30,
+        robot_identity_renew_before_days=30,
+        robot_identity_workers=-1,
+        robot_identity_subject={"org": "Example"},
+        robot_identity_ca_subject={"common_name": "CA", "country_name": "USA"},
     )
 
     assert run.rc != 0
@@ -336,11 +291,10 @@ def test_wave_settings_every_robot_would_refuse_stop_the_wave_before_the_ca(
 
 def test_an_empty_pkcs12_passphrase_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "certs"
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=_inventory(tmp_path, {"robot01": {}}),
-        extra_vars={"out_dir": str(out), "robot_identity_pkcs12_passphrase": ""},
+    run = _issue(
+        tmp_path,
+        _inventory(tmp_path, {"robot01": {}}),
+        robot_identity_pkcs12_passphrase="",
     )
 
     assert run.rc != 0
@@ -377,26 +331,11 @@ def test_a_damaged_key_points_at_robot_identity_force_which_reissues(
 ) -> None:
     out = tmp_path / "certs"
     inventory = _inventory(tmp_path, {"robot01": {}, "robot02": {}})
-    settings = {"out_dir": str(out)}
-    assert (
-        run_playbook(
-            PLAYBOOK, tmp_path=tmp_path, inventory=inventory, extra_vars=settings
-        ).rc
-        == 0
-    )
-    serial = sh(
-        "openssl",
-        "x509",
-        "-noout",
-        "-serial",
-        "-in",
-        str(out / "robot01" / "client.crt"),
-    )
+    assert _issue(tmp_path, inventory).rc == 0
+    serial = _serial(out / "robot01" / "client.crt")
     (out / "robot02" / "client.key").write_text("damaged\n")
 
-    run = run_playbook(
-        PLAYBOOK, tmp_path=tmp_path, inventory=inventory, extra_vars=settings
-    )
+    run = _issue(tmp_path, inventory)
 
     failed = [r for r in run.results if r["status"] == "failed"]
     assert [r["host"] for r in failed] == ["robot02"], run.stdout[-3000:]
@@ -406,12 +345,7 @@ def test_a_damaged_key_points_at_robot_identity_force_which_reissues(
     )
     assert "set force: true" not in failed[0]["result"]["msg"]
 
-    forced = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=inventory,
-        extra_vars=dict(settings, robot_identity_force=True),
-    )
+    forced = _issue(tmp_path, inventory, robot_identity_force=True)
 
     assert forced.rc == 0, forced.stdout[-3000:]
     verified = sh(
@@ -422,15 +356,7 @@ def test_a_damaged_key_points_at_robot_identity_force_which_reissues(
         str(out / "robot02" / "client.crt"),
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    again = sh(
-        "openssl",
-        "x509",
-        "-noout",
-        "-serial",
-        "-in",
-        str(out / "robot01" / "client.crt"),
-    )
-    assert again.stdout != serial.stdout
+    assert _serial(out / "robot01" / "client.crt") != serial
 
 
 def test_a_bring_your_own_robot_without_its_pkcs12_fails_alone_naming_the_variable(
@@ -439,15 +365,11 @@ def test_a_bring_your_own_robot_without_its_pkcs12_fails_alone_naming_the_variab
     out = tmp_path / "certs"
     chain = tmp_path / "issuing-ca.pem"
     chain.write_text("not needed: nothing is exported\n")
-    run = run_playbook(
-        PLAYBOOK,
-        tmp_path=tmp_path,
-        inventory=_inventory(tmp_path, {"robot01": {}}),
-        extra_vars={
-            "out_dir": str(out),
-            "robot_identity_ca_source": "byo",
-            "robot_identity_ca_chain_paths": [str(chain)],
-        },
+    run = _issue(
+        tmp_path,
+        _inventory(tmp_path, {"robot01": {}}),
+        robot_identity_ca_source="byo",
+        robot_identity_ca_chain_paths=[str(chain)],
     )
 
     failed = [r for r in run.results if r["status"] == "failed"]
