@@ -89,3 +89,17 @@ def test_decommission_needs_the_robots_named(
         "for example -e decommission_hosts=robot05"
     ) in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_rotate_refuses_a_window_as_long_as_the_validity(
+    playbook: t.Callable[..., t.Any], tmp_path: Path
+) -> None:
+    fleet = Fleet(tmp_path, None, {"robot01": {"robot_snow_user": "rpa.robot01"}})
+    run = fleet.run(playbook, "rotate.yml", rotate_within_days=400)
+
+    assert run.rc != 0
+    assert (
+        "rotate_within_days 400 must be 0 or more and less than robot_identity_valid_days 365"
+        in run.stdout
+    )
+    assert not fleet.certs.exists()

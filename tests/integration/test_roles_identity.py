@@ -267,7 +267,6 @@ def test_wave_settings_every_robot_would_refuse_stop_the_wave_before_the_ca(
         robot_identity_valid_days=30,
         robot_identity_renew_before_days=30,
         robot_identity_workers=-1,
-        robot_identity_subject={"org": "Example"},
         robot_identity_ca_subject={"common_name": "CA", "country_name": "USA"},
     )
 
@@ -279,8 +278,8 @@ def test_wave_settings_every_robot_would_refuse_stop_the_wave_before_the_ca(
     for expected in (
         "robot_identity_valid_days 30 must be greater than robot_identity_renew_before_days 30",
         "robot_identity_workers must be 0 (one per CPU) or more, got -1",
-        "robot_identity_subject has unknown fields org",
-        'robot_identity_ca_subject.country_name "USA" must be a two-letter ISO 3166 code',
+        "raise robot_identity_valid_days or lower robot_identity_renew_before_days",
+        "robot_identity_ca_subject.country_name 'USA' must be a two-letter ISO 3166 code",
         "robot_identity_pkcs12_passphrase differs on robot02 from robot01",
         "robots share a certificate name: robot01 (robot01, robot03)",
     ):
@@ -378,3 +377,145 @@ def test_a_bring_your_own_robot_without_its_pkcs12_fails_alone_naming_the_variab
         "robot01: robot_identity_client_pkcs12_src and robot_identity_codesign_pkcs12_src not set"
     )
     assert not out.exists()
+
+
+def _play(tmp_path: Path, body: str) -> Path:
+    """A playbook of the test's own, for what identity.yml does not do (serial, other entry points)."""
+    path = tmp_path / "play.yml"
+    path.write_text(body)
+    return path
+
+
+def test_a_name_shared_with_a_robot_outside_the_play_or_wave_is_refused(
+    tmp_path: Path,
+) -> None:
+    # robot09 is a robot of the inventory left out of this play (as with --limit); robot02 takes its name.
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "[robots]\nrobot01 ansible_connection=local\n"
+        "robot02 ansible_connection=local robot_cert_name=robot09\n"
+        "[later]\nrobot09 ansible_connection=local robot_snow_user=rpa.robot09\n"
+    )
+    run = _issue(tmp_path, inventory)
+
+    assert run.rc != 0
+    assert "robots share a certificate name: robot09 (robot02, robot09)" in run.stdout
+    assert not (tmp_path / "certs").exists()
+
+
+def test_a_per_robot_passphrase_is_refused_in_one_robot_waves_too(
+    tmp_path: Path,
+) -> None:
+    play = _play(
+        tmp_path,
+        "- hosts: robots\n  gather_facts: false\n  serial: 1\n  roles:\n"
+        "    - role: snowrpa.robot_certs.robot_identity\n      vars:\n"
+        "        robot_identity_output_dir: '{{ out_dir }}'\n"
+        "        robot_identity_key_type: ecdsa\n"
+        "        robot_identity_pkcs12_passphrase: play-pfx-passphrase\n",
+    )
+    inventory = _inventory(
+        tmp_path,
+        {
+            "robot01": {},
+            "robot02": {"robot_identity_pkcs12_passphrase": "own-passphrase"},
+        },
+    )
+    run = run_playbook(
+        play,
+        tmp_path=tmp_path,
+        inventory=inventory,
+        extra_vars={"out_dir": str(tmp_path / "certs")},
+    )
+
+    assert run.rc != 0
+    assert (
+        "robot_identity_pkcs12_passphrase differs on robot02 from robot01" in run.stdout
+    )
+    assert (
+        "own-passphrase" not in run.stdout and "play-pfx-passphrase" not in run.stdout
+    )
+    assert not (tmp_path / "certs").exists()
+
+
+def test_certificate_settings_are_tried_with_cert_generate_before_the_ca(
+    tmp_path: Path,
+) -> None:
+    run = _issue(
+        tmp_path,
+        _inventory(tmp_path, {"robot01": {}, "robot02": {}}),
+        robot_identity_subject={"email_address": "not an email"},
+        robot_identity_ca_subject={},
+    )
+
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert len(failed) == 1, run.stdout[-3000:]
+    message = failed[0]["result"]["msg"]
+    assert "robot_identity_subject.email_address 'not an email' is not valid" in message
+    assert "give robot_identity_ca_subject (at least common_name)" in message
+    assert not (tmp_path / "certs").exists()
+
+    run = _issue(
+        tmp_path,
+        _inventory(tmp_path, {"robot01": {}}),
+        robot_identity_key_type="rsa",
+        robot_identity_key_size=100,
+    )
+
+    # Wrong for both the robot and the CA certificates: said once.
+    (failed,) = [r for r in run.results if r["status"] == "failed"]
+    assert (
+        failed["result"]["msg"].count(
+            "robot_identity_key_size 100 is not supported for RSA"
+        )
+        == 1
+    )
+    assert not (tmp_path / "certs").exists()
+
+
+def test_a_numeric_name_and_a_null_profile_are_read_as_a_user_means_them(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "certs"
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "robots:\n  hosts:\n"
+        "    robot01: {ansible_connection: local, robot_cert_name: 1234}\n"
+        "    robot02: {ansible_connection: local, robot_pkcs12_profile: null, robot_cert_name: null}\n"
+    )
+    assert _issue(tmp_path, inventory).rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["1234", "ca", "robot02"]
+    assert _profile(out / "robot02" / "client.p12") == "modern"
+    again = _issue(tmp_path, inventory)
+    assert (
+        again.rc == 0
+        and "changed=0" in again.stdout
+        and "changed=1" not in again.stdout
+    )
+
+
+def test_remove_refuses_a_name_that_is_a_path(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    (out / "robot01").mkdir(parents=True)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("outside the output folder\n")
+    play = _play(
+        tmp_path,
+        "- hosts: robots\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role:\n"
+        "        name: snowrpa.robot_certs.robot_identity\n        tasks_from: remove\n"
+        "      vars:\n        robot_identity_output_dir: '{{ out_dir }}'\n",
+    )
+    run = run_playbook(
+        play,
+        tmp_path=tmp_path,
+        inventory=_inventory(tmp_path, {"robot01": {"robot_cert_name": ".."}}),
+        extra_vars={"out_dir": str(out)},
+    )
+
+    assert run.rc != 0
+    assert (
+        'robot_cert_name ".." is not a plain name, so its folder is not deleted'
+        in run.stdout
+    )
+    assert keep.exists() and (out / "robot01").exists()
