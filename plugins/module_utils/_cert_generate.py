@@ -160,7 +160,12 @@ def run(params: dict[str, t.Any], *, check_mode: bool) -> Outcome:
     else:
         reasons.append("no private key yet")
     new_key = key is None
-    if key is None:
+    if key is None and check_mode:
+        # Check mode writes no key and reports nothing that depends on one (a new certificate's
+        # serial and fingerprints are unknown), so a P-256 key stands in: an RSA key would cost as
+        # much as the real run. The options were checked above.
+        key = _pki.generate_private_key("ecdsa", key_size, "secp256r1")
+    elif key is None:
         key = _pki.generate_private_key(key_type, key_size, curve)
 
     cert = None if new_key else old_cert

@@ -135,6 +135,26 @@ def test_check_mode_writes_nothing(tmp_path: Path, ca_dir: Path) -> None:
     assert result["diff"]["after"]["subject"] == "CN=robot01,O=Example,C=DE"
 
 
+def test_check_mode_makes_no_rsa_key_for_a_new_one_yet_still_checks_the_options(
+    tmp_path: Path, ca_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def refuse(*_args: t.Any, **_kwargs: t.Any) -> t.NoReturn:
+        raise AssertionError("check mode generated an RSA key")
+
+    monkeypatch.setattr(rsa, "generate_private_key", refuse)
+    args = leaf_args(ca_dir, tmp_path / "out", key_type="rsa", key_size=4096)
+
+    result = run_action(args, check=True)
+
+    assert result["changed"] is True and "no private key yet" in result["reasons"]
+    assert result["subject"] == "CN=robot01,O=Example,C=DE"
+    assert not (tmp_path / "out").exists()
+    refused = run_action(dict(args, key_size=1000), check=True)
+    assert refused["failed"] and "key_size 1000 is not supported" in refused["msg"]
+
+
 def test_check_mode_on_unchanged_reports_no_change(
     tmp_path: Path, ca_dir: Path
 ) -> None:
