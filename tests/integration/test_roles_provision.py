@@ -299,3 +299,18 @@ def test_auto_preflight_stops_a_fresh_instance_before_any_write(
     log = [r for r in snow.requests() if r["port"] == "main"]
     # Nothing was written: the plugin was not even activated, so its tables do not exist yet.
     assert [r for r in log if r["method"] in WRITES] == []
+
+
+def test_in_waves_the_windows_skip_message_names_the_wave_only(
+    playbook: t.Callable[..., t.Any], tmp_path: Path, snow_instance: SnowInstance
+) -> None:
+    fleet = Fleet.numbered(tmp_path, snow_instance, 2, "wave")
+    run = fleet.run(playbook, "provision.yml", robot_certs_serial=1)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    skipped = [
+        line for line in run.stdout.splitlines() if "Windows stage skipped for" in line
+    ]
+    assert len(skipped) == 2, skipped
+    assert "skipped for robot01:" in skipped[0] and "robot02" not in skipped[0]
+    assert "skipped for robot02:" in skipped[1] and "robot01" not in skipped[1]
